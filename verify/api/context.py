@@ -1,0 +1,135 @@
+"""Per-request wiring: the session, the caller, and the domain services built from the Runtime.
+
+Views call these helpers; they never build adapters themselves.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+import flask
+from sqlalchemy.orm import Session
+
+from verify.delivery.queue import RQDispatcher
+from verify.domain.accounts import AccountService, Principal
+from verify.domain.services import ServiceRegistry
+from verify.domain.verifications import VerificationService
+from verify.errors import Unauthenticated
+from verify.idempotency import IdempotencyStore, StoredResponse, fingerprint
+from verify.logs import request_id
+from verify.runtime import Runtime
+
+
+def runtime() -> Runtime:
+    rt: Runtime = flask.current_app.extensions["verify"]
+    return rt
+
+
+def session() -> Session:
+    if "db" not in flask.g:
+        flask.g.db = runtime().sessions()
+    db: Session = flask.g.db
+    return db
+
+
+def principal() -> Principal:
+    p: Principal = flask.g.principal
+    return p
+
+
+def verifications() -> VerificationService:
+    rt = runtime()
+    return VerificationService(
+        session(),
+        clock=rt.clock,
+        hasher=rt.hasher,
+        sealer=rt.sealer,
+        dispatcher=RQDispatcher(rt.queue),
+        limits=rt.settings.limits,
+    )
+
+
+def services() -> ServiceRegistry:
+    rt = runtime()
+    return ServiceRegistry(session(), rt.clock, rt.sealer)
+
+
+def authenticate_tenant() -> None:
+    """HTTP Basic with AccountSid:AuthToken or ApiKeySid:Secret (before every /v2 request)."""
+    auth = flask.request.authorization
+    if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
+        raise Unauthenticated(
+            "Authenticate with HTTP Basic: AccountSid:AuthToken or ApiKeySid:Secret"
+        )
+    rt = runtime()
+    flask.g.principal = AccountService(session(), rt.clock).authenticate(
+        auth.username, auth.password
+    )
+
+
+def authenticate_operator() -> None:
+    """The operator credential: ``Authorization: Bearer <VERIFY_OPERATOR_TOKEN>``."""
+    header = flask.request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    expected = runtime().settings.operator_token
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthenticated(
+            "This endpoint takes the operator token: Authorization: Bearer <token>"
+        )
+
+
+def _idempotency() -> IdempotencyStore:
+    limits = runtime().settings.limits
+    return IdempotencyStore(
+        runtime().redis, ttl=limits.idempotency_ttl, lock_ttl=limits.idempotency_lock_ttl
+    )
+
+
+def begin_idempotent() -> flask.Response | None:
+    """For a POST with an Idempotency-Key: claim it, or return the stored response to replay."""
+    key = flask.request.headers.get("Idempotency-Key")
+    if flask.request.method != "POST" or key is None:
+        return None
+    req = flask.request
+    fp = fingerprint(req.method, req.path, req.mimetype, req.get_data(cache=True))
+    stored = _idempotency().begin(principal().account_sid, key, fp)
+    if stored is None:
+        flask.g.idempotency = (key, fp)
+        return None
+    response = flask.make_response(stored.body, stored.status)
+    response.content_type = stored.content_type
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def finish_idempotent(response: flask.Response) -> flask.Response:
+    claim = flask.g.pop("idempotency", None)
+    if claim is not None:
+        key, fp = claim
+        stored = StoredResponse(
+            response.status_code, response.get_data(), response.content_type or ""
+        )
+        _idempotency().finish(principal().account_sid, key, fp, stored)
+    return response
+
+
+def start_request() -> None:
+    incoming = flask.request.headers.get("X-Request-Id", "")
+    rid = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(12)
+    flask.g.request_id = rid
+    flask.g.request_id_token = request_id.set(rid)
+
+
+def end_request(response: flask.Response) -> flask.Response:
+    response.headers["X-Request-Id"] = flask.g.get("request_id", "")
+    return response
+
+
+def close_session(_: BaseException | None = None) -> None:
+    db = flask.g.pop("db", None)
+    if db is not None:
+        db.close()
+    token = flask.g.pop("request_id_token", None)
+    if token is not None:
+        request_id.reset(token)

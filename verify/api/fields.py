@@ -1,0 +1,51 @@
+"""Marshmallow fields for Twilio's wire format."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+
+
+class TwilioDateTime(ma.fields.Field[datetime]):
+    """ISO 8601 in UTC with a trailing Z and whole seconds, as Twilio writes dates."""
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CommaList(ma.fields.Field[list[str]]):
+    """A list given as repeated parameters, one comma-separated value, or a JSON array."""
+
+    is_multiple = True  # webargs: collect every repeated form value
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        items = value if isinstance(value, list) else [value]
+        out: list[str] = []
+        for item in items:
+            if not isinstance(item, str):
+                raise ma.ValidationError("must be a list of strings")
+            out.extend(part.strip() for part in item.split(",") if part.strip())
+        return out
+
+
+class JsonObject(ma.fields.Field[dict[str, str]]):
+    """A JSON object given as a string (form bodies) or as an object (JSON bodies)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> dict[str, str]:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ma.ValidationError("must be a JSON object") from None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ma.ValidationError("must be a JSON object of strings")
+        return value

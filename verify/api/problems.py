@@ -1,0 +1,73 @@
+"""The one error body: Twilio's fields plus RFC 9457's ``detail``, as application/problem+json.
+
+Never both ``type`` and ``title`` on /v2: twilio-python would raise a different exception class.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import flask
+import redis
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from verify import errors
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_HTTP = {
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    415: errors.UnsupportedMediaType,
+    400: errors.MalformedBody,
+}
+
+
+def render(err: errors.VerifyError) -> flask.Response:
+    body = {
+        "code": err.code,
+        "message": err.detail,
+        "more_info": flask.url_for("meta.error_reference", code=err.code, _external=True),
+        "status": err.status,
+        "detail": err.detail,
+        **err.extra,
+    }
+    response = flask.make_response(flask.json.dumps(body), err.status)
+    response.mimetype = PROBLEM_JSON
+    if err.status == 429:
+        response.headers["Retry-After"] = str(max(0, err.retry_after or 1))
+    if err.status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="Verify"'
+    return response
+
+
+def from_http(exc: HTTPException) -> errors.VerifyError:
+    cls = _HTTP.get(exc.code or 500)
+    if cls is not None:
+        return cls()
+    return errors.HttpError(exc.code or 500, exc.name)
+
+
+def register(app: flask.Flask) -> None:
+    @app.errorhandler(errors.VerifyError)
+    def _verify_error(err: errors.VerifyError) -> flask.Response:
+        return render(err)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> flask.Response:
+        return render(from_http(exc))
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _unavailable(exc: Exception) -> flask.Response:
+        log.error("dependency unavailable", extra={"error": type(exc).__name__})
+        return render(errors.ServiceUnavailable("A dependency is unavailable; retry shortly"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> flask.Response:
+        log.exception("unhandled error")
+        return render(errors.InternalError("An unexpected error occurred; it has been logged"))

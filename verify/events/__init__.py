@@ -1,0 +1,1 @@
+"""Events: the outbox written with every state change (webhook delivery builds on it)."""

@@ -1,0 +1,62 @@
+"""RQ worker entry point: ``python -m workers.worker`` (the same as ``verify worker``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+
+from rq import SimpleWorker
+
+from verify import jobs
+from verify.config import Settings
+from verify.logs import configure_logging
+from verify.runtime import Runtime, build_runtime
+
+log = logging.getLogger("verify.worker")
+SWEEP = "verify.jobs.sweep"
+SWEEP_LOCK = "verify:sweep:lock"
+
+
+def run(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
+    """Work the queue until stopped (or, with ``burst``, until it is empty)."""
+    configure_logging(settings.log_level)
+    runtime = build_runtime(settings)
+    jobs.bind(runtime)
+    stop = threading.Event()
+    if not burst:
+        threading.Thread(
+            target=_tick, args=(runtime, stop), name="sweep-ticker", daemon=True
+        ).start()
+    # SimpleWorker runs jobs in this process: the runtime's pools are reused instead of being
+    # rebuilt after a fork for every job. A supervisor restarts the process if it dies.
+    worker = SimpleWorker([runtime.queue], connection=runtime.redis, name=name)
+    try:
+        return bool(
+            worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
+        )
+    finally:
+        stop.set()
+        runtime.close()
+
+
+def _tick(runtime: Runtime, stop: threading.Event) -> None:
+    """Enqueue the sweep once per interval across all workers (a Redis lock elects one)."""
+    interval = runtime.settings.limits.sweep_interval
+    while not stop.wait(interval):
+        try:
+            if runtime.redis.set(SWEEP_LOCK, "1", nx=True, ex=interval):
+                runtime.queue.enqueue(SWEEP, description="sweep", result_ttl=interval * 4)
+        except Exception:
+            log.exception("could not enqueue the sweep")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run a Verify delivery worker.")
+    parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    args = parser.parse_args()
+    run(Settings.from_env(), burst=args.burst)
+
+
+if __name__ == "__main__":
+    main()
