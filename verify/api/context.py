@@ -114,6 +114,17 @@ def finish_idempotent(response: flask.Response) -> flask.Response:
     return response
 
 
+def guard_tenant_blueprint(blp: flask.Blueprint) -> None:
+    """Every request to ``blp`` authenticates the tenant and honours Idempotency-Key."""
+
+    def before() -> flask.Response | None:
+        authenticate_tenant()
+        return begin_idempotent()
+
+    blp.before_request(before)
+    blp.after_request(finish_idempotent)
+
+
 def start_request() -> None:
     incoming = flask.request.headers.get("X-Request-Id", "")
     rid = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(12)

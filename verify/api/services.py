@@ -14,6 +14,7 @@ from verify.domain.services import ServiceFields
 from verify.models import Service
 
 blp = Blueprint("services", __name__, url_prefix="/v2/Services", description="Verify services")
+context.guard_tenant_blueprint(blp)
 
 _FIELDS = {
     "FriendlyName": "friendly_name",

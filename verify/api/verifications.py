@@ -24,6 +24,7 @@ blp = Blueprint(
     description="Start, fetch, cancel and check verifications",
 )
 FORM = "application/x-www-form-urlencoded"
+context.guard_tenant_blueprint(blp)
 
 
 @blp.route("/Verifications")
