@@ -23,11 +23,11 @@ from typing import Any
 
 import flask
 import pytest
-import redis
 from rq import SimpleWorker
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
+from tests import servers
 from verify import jobs, migrate
 from verify.app import create_app
 from verify.config import Settings
@@ -36,7 +36,6 @@ from verify.domain.clock import FrozenClock
 from verify.domain.services import ServiceFields, ServiceRegistry
 from verify.models import Base
 from verify.runtime import Runtime, build_runtime
-from tests import servers
 
 REQUIRE_POSTGRES = os.environ.get("VERIFY_TEST_REQUIRE_POSTGRES") == "1"
 
