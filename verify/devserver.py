@@ -67,7 +67,7 @@ def run(settings: Settings, host: str, port: int) -> int:
             sys.executable, "-m", "gunicorn",
             "--bind", f"{host}:{port}",
             "--workers", "2", "--threads", "4",
-            "--access-logfile", "-",
+            "--access-logfile", "-", "--no-control-socket",
             "verify.app:create_app_from_env()",
         ]  # fmt: skip
         children.append(subprocess.Popen(web, env=env))  # noqa: S603

@@ -113,7 +113,8 @@ class Service(Base):
     date_updated: Mapped[datetime]
 
     test_numbers: Mapped[list[TestNumber]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="TestNumber.destination"
+        # Loaded explicitly where needed (selectinload), never behind a view's back.
+        cascade="all, delete-orphan", lazy="raise_on_sql", order_by="TestNumber.destination"
     )
 
 

@@ -6,6 +6,7 @@ import logging
 
 import redis
 from rq import Queue
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,10 @@ class RQDispatcher:
         self._queue = queue
 
     def dispatch(self, attempt_sid: str) -> None:
-        """Enqueue after commit. A Redis failure is logged, not raised: the sweep redrives it."""
+        """Enqueue a new attempt after commit. A Redis failure is logged, not raised: the sweep
+        redrives it."""
         try:
-            self.enqueue(attempt_sid)
+            self._enqueue(attempt_sid)
         except redis.RedisError:
             log.warning("enqueue failed; the sweep will redrive it", extra={"attempt": attempt_sid})
 
@@ -35,17 +37,20 @@ class RQDispatcher:
         jid = job_id(attempt_sid)
         try:
             existing = Job.fetch(jid, connection=self._queue.connection)
-        except Exception:
+        except NoSuchJobError:
             existing = None
         if existing is not None and existing.get_status(refresh=False) in _LIVE:
             return False
+        self._enqueue(attempt_sid)
+        return True
+
+    def _enqueue(self, attempt_sid: str) -> None:
         self._queue.enqueue(
             DELIVER,
             attempt_sid,
-            job_id=jid,
+            job_id=job_id(attempt_sid),
             description=f"deliver {attempt_sid}",
             job_timeout=60,
             result_ttl=600,
             failure_ttl=86_400,
         )
-        return True

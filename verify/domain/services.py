@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from verify.domain import sids
 from verify.domain.clock import Clock
@@ -103,7 +103,7 @@ class ServiceRegistry:
             return self._get(account_sid, sid)
 
     def _get(self, account_sid: str, sid: str) -> Service:
-        service = self._session.get(Service, sid)
+        service = self._session.get(Service, sid, options=[selectinload(Service.test_numbers)])
         if service is None or service.account_sid != account_sid:
             raise NotFound(f"The requested resource /Services/{sid} was not found")
         return service
@@ -112,6 +112,7 @@ class ServiceRegistry:
         with self._session.begin():
             query = (
                 select(Service)
+                .options(selectinload(Service.test_numbers))
                 .where(Service.account_sid == account_sid)
                 .order_by(Service.date_created, Service.sid)
                 .offset(offset)
