@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, NoAppException
 
 from verify import migrate
 from verify.api import context
@@ -22,7 +22,9 @@ def _create_app() -> Any:
     try:
         return create_app(Settings.from_env())
     except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+        # NoAppException: FlaskGroup shows it as one line where it lists commands (``verify --help``)
+        # instead of a traceback.
+        raise NoAppException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)

@@ -176,6 +176,7 @@ class SendAttempt(Base):
     )
     account_sid: Mapped[str] = mapped_column(String(34), index=True)
     service_sid: Mapped[str] = mapped_column(String(34))
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ... within its verification
     channel: Mapped[str] = mapped_column(String(16))
     # queued -> sent | failed; "test" for test numbers (never sent); "canceled" if the verification
     # ended before the worker reached it.

@@ -144,6 +144,7 @@ def upgrade() -> None:
     sa.Column('verification_sid', sa.String(length=34), nullable=False),
     sa.Column('account_sid', sa.String(length=34), nullable=False),
     sa.Column('service_sid', sa.String(length=34), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('provider', sa.String(length=32), nullable=True),

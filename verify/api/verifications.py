@@ -69,7 +69,7 @@ class VerificationCheck(MethodView):
         return context.verifications().check(
             context.principal().account_sid,
             service_sid,
-            args["Code"],
+            args.get("Code"),
             to=args.get("To"),
             verification_sid=args.get("VerificationSid"),
         )

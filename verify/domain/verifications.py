@@ -199,6 +199,7 @@ class VerificationService:
             verification_sid=v.sid,
             account_sid=v.account_sid,
             service_sid=v.service_sid,
+            number=v.send_attempts,
             channel=channel,
             # Test numbers are never sent and never cost anything.
             status="test" if v.is_test else "queued",
@@ -470,6 +471,6 @@ class VerificationService:
             self._session.scalars(
                 select(SendAttempt)
                 .where(SendAttempt.verification_sid == verification_sid)
-                .order_by(SendAttempt.date_created, SendAttempt.sid)
+                .order_by(SendAttempt.number)
             )
         )

@@ -1,0 +1,163 @@
+"""The one error body: Twilio's fields plus RFC 9457's detail, as application/problem+json."""
+
+import pytest
+
+from verify.domain.accounts import AccountService
+
+NO_SUCH_VERIFICATION = "VE" + "0" * 32
+NO_SUCH_SERVICE = "VA" + "0" * 32
+
+
+def assert_problem(r, status: int, code: int) -> dict:
+    """``r`` is an error with Twilio's fields, as problem+json, never with both type and title."""
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert r.mimetype == "application/problem+json"
+    body = r.get_json(force=True)
+    assert body["code"] == code
+    assert body["status"] == status
+    assert isinstance(body["message"], str)
+    assert body["message"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["more_info"].startswith("http")
+    assert body["more_info"].endswith(f"/errors/{code}")
+    assert not {"type", "title"} <= body.keys()
+    return body
+
+
+def send(api, method: str, path: str, **kwargs):
+    kwargs.setdefault("auth", api.tenant.auth)
+    return api.client.open(path.format(base=api.base), method=method, **kwargs)
+
+
+FORM_TO_BAD = {"data": {"To": "nobody", "Channel": "sms"}}
+TEXT = {"data": "FriendlyName=Shop", "content_type": "text/plain"}
+JSON_BROKEN = {"data": '{"To": ', "content_type": "application/json"}
+JSON_ARRAY = {"data": "[1, 2]", "content_type": "application/json"}
+TOO_LARGE = {"data": {"FriendlyName": "x" * 70_000}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        pytest.param("GET", "/nope", {}, 404, 20404, id="unknown-path"),
+        pytest.param("GET", "{base}/Nope", {}, 404, 20404, id="unknown-path-under-v2"),
+        pytest.param("PUT", "/v2/Services", {}, 405, 20004, id="wrong-method"),
+        pytest.param("GET", "{base}/VerificationCheck", {}, 405, 20004, id="wrong-method-check"),
+        pytest.param("POST", "/v2/Services", TEXT, 415, 68415, id="text-plain-body"),
+        pytest.param("POST", "{base}/Verifications", JSON_BROKEN, 400, 68400, id="malformed-json"),
+        pytest.param("POST", "{base}/Verifications", JSON_ARRAY, 400, 68400, id="json-not-object"),
+        pytest.param("POST", "/v2/Services", TOO_LARGE, 413, 68413, id="body-too-large"),
+        pytest.param("POST", "{base}/Verifications", FORM_TO_BAD, 400, 60200, id="bad-parameter"),
+        pytest.param(
+            "POST",
+            "{base}/VerificationCheck",
+            {"data": {"Code": "1234"}},
+            400,
+            60221,
+            id="no-target",
+        ),
+        pytest.param(
+            "GET",
+            f"{{base}}/Verifications/{NO_SUCH_VERIFICATION}",
+            {},
+            404,
+            20404,
+            id="no-such-verification",
+        ),
+        pytest.param(
+            "GET", f"/v2/Services/{NO_SUCH_SERVICE}", {}, 404, 20404, id="no-such-service"
+        ),
+    ],
+)
+def test_every_error_has_the_problem_body(api, method, path, kwargs, status, code):
+    """Each kind of error, Flask-level or ours, has the same body and content type."""
+    assert_problem(send(api, method, path, **kwargs), status, code)
+
+
+def test_invalid_parameter_names_the_parameter(api):
+    """A 60200 names the parameter and lists per-field errors."""
+    body = assert_problem(send(api, "POST", "{base}/Verifications", **FORM_TO_BAD), 400, 60200)
+    assert body["parameter"] == "To"
+    assert "To" in body["detail"]
+
+
+def test_too_many_requests_has_retry_after(api):
+    """A 429 carries Retry-After alongside the problem body."""
+    for _ in range(5):
+        api.start()
+    r = api.start()
+    assert_problem(r, 429, 60203)
+    assert int(r.headers["Retry-After"]) >= 1
+
+
+def test_more_info_links_the_error_reference(api):
+    """more_info points to a page that describes the same code."""
+    body = assert_problem(send(api, "GET", "/nope"), 404, 20404)
+    path = body["more_info"].split("://", 1)[1].split("/", 1)[1]
+    r = api.client.get(f"/{path}")
+    assert r.status_code == 200
+    assert r.json["code"] == 20404
+
+
+# -- authentication ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_key(runtime, tenant) -> tuple[str, str]:
+    with runtime.sessions() as session:
+        key, secret = AccountService(session, runtime.clock).create_api_key(
+            tenant.account_sid, "CI"
+        )
+    return key.sid, secret
+
+
+def test_api_key_authenticates(api, api_key):
+    """ApiKeySid:Secret works as Basic credentials for the key's account."""
+    r = send(api, "GET", "/v2/Services", auth=api_key)
+    assert r.status_code == 200
+    assert [s["sid"] for s in r.json["services"]] == [api.tenant.service_sid]
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    ["missing", "wrong-token", "unknown-account", "not-a-sid", "wrong-key-secret", "bearer"],
+)
+def test_bad_credentials_are_401(api, api_key, credentials):
+    """Missing or wrong credentials are 401 20003 with a WWW-Authenticate challenge."""
+    account = api.tenant.account_sid
+    auth, headers = {
+        "missing": (None, {}),
+        "wrong-token": ((account, "0" * 64), {}),
+        "unknown-account": (("AC" + "0" * 32, api.tenant.auth_token), {}),
+        "not-a-sid": (("admin", "admin"), {}),
+        "wrong-key-secret": ((api_key[0], "0" * 64), {}),
+        "bearer": (None, {"Authorization": f"Bearer {api.tenant.auth_token}"}),
+    }[credentials]
+    r = api.client.get("/v2/Services", auth=auth, headers=headers)
+    assert_problem(r, 401, 20003)
+    assert r.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_credentials_are_checked_before_the_resource(api):
+    """Without credentials, even a service that does not exist answers 401, not 404."""
+    r = api.client.get(f"/v2/Services/{NO_SUCH_SERVICE}")
+    assert_problem(r, 401, 20003)
+
+
+# -- unexpected errors ---------------------------------------------------------------------------
+
+
+def test_unexpected_error_hides_its_text(app):
+    """An unhandled exception is 500 20500 and the body says nothing of the exception."""
+
+    def explode():
+        raise RuntimeError("secret-detail")
+
+    app.add_url_rule("/explode", "explode", explode)
+    r = app.test_client().get("/explode")
+    assert_problem(r, 500, 20500)
+    text = r.get_data(as_text=True)
+    assert "secret-detail" not in text
+    assert "RuntimeError" not in text
+    assert "Traceback" not in text
