@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import flask
-from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from verify import __version__, api
@@ -34,7 +33,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> flask.F
         configure_logging(settings.log_level)
     app.extensions["verify"] = runtime or build_runtime(settings)
 
-    smorest = Api(app)
+    smorest = problems.VerifyApi(app)
     api.register(app, smorest)
     problems.register(app)
     app.register_blueprint(

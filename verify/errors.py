@@ -2,9 +2,9 @@
 
 VerifyError
 ├── InvalidParameter          400  60200  a parameter is missing or malformed (names the parameter)
-│   ├── NoTarget              400  60221  neither To nor VerificationSid on a check
-│   ├── ChannelDisabled       400  60223  the channel is not enabled on the service
-│   └── FeatureDisabled       400  60204  the service does not allow this (custom codes, approval)
+├── NoTarget                  400  60221  neither To nor VerificationSid on a check
+├── ChannelDisabled           400  60223  the channel is not enabled on the service
+├── FeatureDisabled           400  60204  the service does not allow this (custom codes, approval)
 ├── MalformedBody             400  68400  the body could not be decoded
 ├── Unauthenticated           401  20003  missing or wrong credentials
 ├── Forbidden                 403  20403  authenticated, but not allowed here

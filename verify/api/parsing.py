@@ -17,6 +17,9 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class Parser(FlaskParser):
+    # Invalid parameters are Twilio's 400 / 60200 (also what the OpenAPI document declares).
+    DEFAULT_VALIDATION_STATUS = 400
+
     def load_form(self, req: flask.Request, schema: ma.Schema) -> Any:
         if req.mimetype == "application/json":
             try:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 
 import flask
+import marshmallow as ma
 import redis
+from flask_smorest import Api
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -26,6 +28,29 @@ _HTTP = {
 }
 
 
+class ProblemSchema(ma.Schema):
+    """The error body, for the OpenAPI document (rendering is ``render`` below)."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "Stable error code"})
+    message = ma.fields.String(required=True)
+    more_info = ma.fields.String(required=True, metadata={"description": "URL of the code's page"})
+    status = ma.fields.Integer(required=True, metadata={"description": "HTTP status"})
+    detail = ma.fields.String(required=True)
+    parameter = ma.fields.String(metadata={"description": "The invalid parameter (60200)"})
+    errors = ma.fields.Dict(metadata={"description": "Messages per parameter (60200)"})
+    verification_sid = ma.fields.String()
+    verification_status = ma.fields.String(
+        metadata={"description": "The terminal state of the verification (20404, 60202)"}
+    )
+    details = ma.fields.Dict(
+        metadata={"description": "The extra members again, where the Twilio SDKs look for them"}
+    )
+
+
+class VerifyApi(Api):  # type: ignore[misc]
+    ERROR_SCHEMA = ProblemSchema
+
+
 def render(err: errors.VerifyError) -> flask.Response:
     body = {
         "code": err.code,
@@ -35,9 +60,12 @@ def render(err: errors.VerifyError) -> flask.Response:
         "detail": err.detail,
         **err.extra,
     }
+    if err.extra:
+        # twilio-python exposes only a "details" member (TwilioRestException.details).
+        body["details"] = dict(err.extra)
     response = flask.make_response(flask.json.dumps(body), err.status)
     response.mimetype = PROBLEM_JSON
-    if err.status == 429:
+    if err.status == 429 or err.retry_after is not None:
         response.headers["Retry-After"] = str(max(0, err.retry_after or 1))
     if err.status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="Verify"'

@@ -79,6 +79,16 @@ class Outcome:
     valid: bool = False
 
 
+def _locked(v: Verification, now: datetime) -> MaxCheckAttempts:
+    """60202 for a verification out of guesses. Retrying it never helps: start a new one. Retry-After
+    is when its code would have expired anyway."""
+    return MaxCheckAttempts(
+        "Max check attempts reached for this verification; start a new one",
+        retry_after=max(1, int((v.expires_at - now).total_seconds())),
+        extra={"verification_sid": v.sid, "verification_status": MAX_ATTEMPTS},
+    )
+
+
 class VerificationService:
     def __init__(
         self,
@@ -249,7 +259,7 @@ class VerificationService:
             if failure is None:
                 valid = self._compare(v, service, code, now)
                 if v.status == MAX_ATTEMPTS:
-                    failure = MaxCheckAttempts(extra={"verification_sid": v.sid})
+                    failure = _locked(v, now)
                 elif not valid and v.status != PENDING:
                     failure = VerificationNotPending(
                         v.sid, v.status
@@ -286,7 +296,7 @@ class VerificationService:
         """Why this check cannot be compared at all (recorded state changes still commit)."""
         self._expire_if_due(v, now)
         if v.status == MAX_ATTEMPTS:
-            return MaxCheckAttempts(extra={"verification_sid": v.sid})
+            return _locked(v, now)
         if v.status != PENDING:
             return VerificationNotPending(v.sid, v.status)
         if self._budget_exhausted(v, now):
