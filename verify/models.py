@@ -114,7 +114,9 @@ class Service(Base):
 
     test_numbers: Mapped[list[TestNumber]] = relationship(
         # Loaded explicitly where needed (selectinload), never behind a view's back.
-        cascade="all, delete-orphan", lazy="raise_on_sql", order_by="TestNumber.destination"
+        cascade="all, delete-orphan",
+        lazy="raise_on_sql",
+        order_by="TestNumber.destination",
     )
 
 
