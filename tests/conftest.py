@@ -260,7 +260,9 @@ def worker_process(settings: Settings) -> Any:
     """Run ``python -m workers.worker --burst`` as a separate process, as production does."""
 
     def run() -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, **settings.as_environ()}
+        # Only the test's own settings: Settings refuses unknown VERIFY_* names (such as CI's).
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("VERIFY_")}
+        env = {**inherited, **settings.as_environ()}
         return subprocess.run(
             [sys.executable, "-m", "workers.worker", "--burst"],
             env=env,

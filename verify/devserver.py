@@ -4,6 +4,7 @@ server as child processes, and creates a development account and service on firs
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -54,6 +55,8 @@ def bootstrap(settings: Settings, base_url: str) -> dict[str, Any]:
 def run(settings: Settings, host: str, port: int) -> int:
     settings = prepare(settings)
     children: list[subprocess.Popen[bytes]] = []
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: sys.exit(0))
     try:
         if not settings.redis_url:
             redis_server, url = redisconn.start_server(settings.data_dir)
@@ -62,7 +65,7 @@ def run(settings: Settings, host: str, port: int) -> int:
         base_url = f"http://{host}:{port}"
         info = bootstrap(settings, base_url)
         env = {**_inherited_env(), **settings.as_environ()}
-        children.append(subprocess.Popen([sys.executable, "-m", "workers.worker"], env=env))
+        children.append(_spawn([sys.executable, "-m", "workers.worker"], env))
         web = [
             sys.executable, "-m", "gunicorn",
             "--bind", f"{host}:{port}",
@@ -70,10 +73,9 @@ def run(settings: Settings, host: str, port: int) -> int:
             "--access-logfile", "-", "--no-control-socket",
             "verify.app:create_app_from_env()",
         ]  # fmt: skip
-        children.append(subprocess.Popen(web, env=env))  # noqa: S603
+        children.append(_spawn(web, env))
         _wait_ready(base_url, children)
         _banner(info)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("a child process exited; stopping", file=sys.stderr)
@@ -84,9 +86,14 @@ def run(settings: Settings, host: str, port: int) -> int:
         _stop(children)
 
 
-def _inherited_env() -> dict[str, str]:
-    import os
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Each child in its own process group: Ctrl-C reaches `verify dev` alone, which stops the
+    # children in order. Signalled by the terminal as well, gunicorn's gthread workers can deadlock
+    # on the second quit signal their master sends, and the worker would lose Redis mid-shutdown.
+    return subprocess.Popen(args, env=env, process_group=0)  # noqa: S603
 
+
+def _inherited_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("VERIFY_")}
 
 
@@ -129,13 +136,12 @@ These credentials are also in {Path("dev.json")} in the data directory. Ctrl-C s
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """Newest first, one at a time: the web server and the worker still have Redis as they stop."""
     for child in reversed(children):
         if child.poll() is None:
             child.terminate()
-    deadline = time.monotonic() + 10
-    for child in reversed(children):
         try:
-            child.wait(max(0.1, deadline - time.monotonic()))
+            child.wait(10)
         except subprocess.TimeoutExpired:
-            child.kill()
+            os.killpg(child.pid, signal.SIGKILL)  # the whole group: gunicorn's workers too
             child.wait()

@@ -54,7 +54,8 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         "--appendonly", "no",
         "--loglevel", "warning",
     ]  # fmt: skip
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL)  # noqa: S603
+    # Its own process group: Ctrl-C goes to the parent, which stops this last, after its clients.
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, process_group=0)  # noqa: S603
     url = f"unix://{sock}"
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + 10
