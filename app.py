@@ -1,6 +1,5 @@
 """WSGI entry point: ``gunicorn app:app``."""
 
-from verify.app import create_app
-from verify.config import Settings
+from verify.app import create_app_from_env
 
-app = create_app(Settings.from_env())
+app = create_app_from_env()

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 
 import flask
 from sqlalchemy.orm import Session
 
 from verify.delivery.queue import RQDispatcher
-from verify.domain.accounts import AccountService, Principal
+from verify.domain.accounts import AccountService, CredentialCache, Principal
 from verify.domain.services import ServiceRegistry
 from verify.domain.verifications import VerificationService
 from verify.errors import Unauthenticated
@@ -62,10 +63,15 @@ def authenticate_tenant() -> None:
         raise Unauthenticated(
             "Authenticate with HTTP Basic: AccountSid:AuthToken or ApiKeySid:Secret"
         )
-    rt = runtime()
-    flask.g.principal = AccountService(session(), rt.clock).authenticate(
-        auth.username, auth.password
-    )
+    cache: CredentialCache = flask.current_app.extensions["verify.credentials"]
+    now = time.monotonic()
+    found = cache.get(auth.username, auth.password, now)
+    if found is None:
+        found = AccountService(session(), runtime().clock).authenticate(
+            auth.username, auth.password
+        )
+        cache.put(auth.username, auth.password, found, now)
+    flask.g.principal = found
 
 
 def authenticate_operator() -> None:

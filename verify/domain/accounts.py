@@ -42,6 +42,34 @@ def _check_name(friendly_name: str) -> str:
     return name
 
 
+class CredentialCache:
+    """Credentials verified in the last few seconds, so a burst of requests costs one lookup.
+
+    Keyed by a digest of the whole credential, never the secret itself. A revoked key or a suspended
+    account stops working within ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 5.0, size: int = 1024) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+
+    @staticmethod
+    def _key(username: str, password: str) -> bytes:
+        return hashlib.sha256(f"{username}:{password}".encode()).digest()
+
+    def get(self, username: str, password: str, now: float) -> Principal | None:
+        hit = self._entries.get(self._key(username, password))
+        if hit is None or hit[0] <= now:
+            return None
+        return hit[1]
+
+    def put(self, username: str, password: str, principal: Principal, now: float) -> None:
+        if len(self._entries) >= self._size:
+            self._entries.clear()  # crude, bounded, and only ever costs a lookup
+        self._entries[self._key(username, password)] = (now + self._ttl, principal)
+
+
 class AccountService:
     def __init__(self, session: Session, clock: Clock) -> None:
         self._session = session

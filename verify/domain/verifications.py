@@ -18,6 +18,7 @@ from sqlalchemy import and_, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from verify.config import Limits
 from verify.domain import sids
@@ -89,6 +90,12 @@ def _locked(v: Verification, now: datetime) -> MaxCheckAttempts:
     )
 
 
+def _committed(v: Verification, **values: object) -> None:
+    """Record what a conditional UPDATE just wrote, without reading the row back."""
+    for name, value in values.items():
+        set_committed_value(v, name, value)
+
+
 class VerificationService:
     def __init__(
         self,
@@ -138,6 +145,7 @@ class VerificationService:
                 raise FeatureDisabled("CustomCode is not enabled on this service")
             now = self._clock.now()
             v = self._pending_for(service_sid, destination.value, now)
+            created = v is None
             if v is None:
                 v = self._create(service, destination, req, now)
             elif not self._claim_send(v, service, now):
@@ -146,7 +154,7 @@ class VerificationService:
                 v.channel = req.channel
             if retry_after is None:
                 attempt = self._add_attempt(v, req.channel, now)
-                attempts = self._attempts(v.sid)
+                attempts = [attempt] if created else self._attempts(v.sid)
         if retry_after is not None:
             raise MaxSendAttempts(
                 f"Max send attempts reached for this verification; try again in {retry_after}s",
@@ -182,7 +190,7 @@ class VerificationService:
             date_updated=now,
         )
         self._session.add(v)
-        self._session.flush()
+        self._session.flush()  # the row first: attempts reference it, and no relationship orders them
         outbox.verification_event(self._session, "verification.pending", v, now)
         return v
 
@@ -196,11 +204,13 @@ class VerificationService:
                 Verification.send_attempts < service.max_send_attempts,
             )
             .values(send_attempts=Verification.send_attempts + 1, date_updated=now)
+            .returning(Verification.send_attempts)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        sends = result.scalar_one_or_none()
+        if sends is None:
             return False
-        self._session.refresh(v)
+        _committed(v, send_attempts=sends, date_updated=now)
         return True
 
     def _add_attempt(self, v: Verification, channel: str, now: datetime) -> SendAttempt:
@@ -265,7 +275,7 @@ class VerificationService:
                         v.sid, v.status
                     )  # lost a race to another check
                 else:
-                    outcome = Outcome(v, self._attempts(v.sid), valid=valid)
+                    outcome = Outcome(v, [], valid=valid)  # a check answer lists no attempts
         if failure is not None:
             raise failure
         return outcome
@@ -320,10 +330,13 @@ class VerificationService:
                 Verification.expires_at > now,
             )
             .values(check_attempts=Verification.check_attempts + 1, date_updated=now)
+            .returning(Verification.check_attempts)
             .execution_options(synchronize_session=False)
-        )
-        self._session.refresh(v)
-        if counted.rowcount != 1:  # type: ignore[attr-defined]
+        ).scalar_one_or_none()
+        if counted is not None:
+            _committed(v, check_attempts=counted, date_updated=now)
+        else:
+            self._session.refresh(v)
             if v.status == PENDING:
                 self._transition(v, MAX_ATTEMPTS, now)
             return False
@@ -441,9 +454,10 @@ class VerificationService:
             .values(status=status, date_updated=now)
             .execution_options(synchronize_session=False)
         )
-        self._session.refresh(v)
         if result.rowcount != 1:  # type: ignore[attr-defined]
+            self._session.refresh(v)
             return False
+        _committed(v, status=status, date_updated=now)
         outbox.verification_event(self._session, f"verification.{status}", v, now)
         return True
 
