@@ -84,6 +84,35 @@ class SendService:
             self._claim(attempt, status, reason, now, expected="sending")
             attempt.provider = self._provider.name
             outbox.message_event(self._session, f"message.{status}", attempt, to, now)
+            if status == "failed":
+                self._fail_if_exhausted(attempt, now)
+
+    def _fail_if_exhausted(self, attempt: SendAttempt, now: datetime) -> None:
+        """pending -> failed once no attempt of the verification can still deliver."""
+        in_flight = (
+            select(SendAttempt.sid)
+            .where(
+                SendAttempt.verification_sid == attempt.verification_sid,
+                SendAttempt.status.in_(("queued", "sending", "sent", "test")),
+            )
+            .exists()
+        )
+        result = self._session.execute(
+            update(Verification)
+            .where(
+                Verification.sid == attempt.verification_sid,
+                Verification.status == "pending",
+                ~in_flight,
+            )
+            .values(status="failed", date_updated=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            v = self._session.get(Verification, attempt.verification_sid, populate_existing=True)
+            assert v is not None
+            outbox.verification_event(
+                self._session, "verification.failed", v, now, reason_code=attempt.reason_code
+            )
 
     def _claim(
         self,
