@@ -69,6 +69,15 @@ def outcomes(responses: list[httpx.Response]) -> Counter[tuple[int, Any]]:
     return counts
 
 
+def check_rows(runtime: Runtime, sid: str, outcome: str) -> int:
+    """How many recorded checks of ``sid`` had ``outcome``."""
+    with runtime.sessions() as session:
+        query = select(func.count()).where(
+            CheckAttempt.verification_sid == sid, CheckAttempt.outcome == outcome
+        )
+        return int(session.scalar(query) or 0)
+
+
 def verification(runtime: Runtime, sid: str) -> Verification:
     with runtime.sessions() as session:
         v = session.get(Verification, sid)
@@ -102,13 +111,7 @@ def test_parallel_right_codes_approve_exactly_once(
             assert (r.status_code, r.json()["valid"]) == (200, True)
     v = verification(runtime, started.json()["sid"])
     assert v.status == "approved"
-    with runtime.sessions() as session:
-        approvals = session.scalar(
-            select(func.count()).where(
-                CheckAttempt.verification_sid == v.sid, CheckAttempt.outcome == "approved"
-            )
-        )
-    assert approvals == 1
+    assert check_rows(runtime, v.sid, "approved") == 1
 
 
 @postgres_only
@@ -134,13 +137,7 @@ def test_parallel_wrong_codes_count_exactly_max_attempts(
     v = verification(runtime, started.json()["sid"])
     assert v.check_attempts == 5
     assert v.status == "max_attempts_reached"
-    with runtime.sessions() as session:
-        wrong_rows = session.scalar(
-            select(func.count()).where(
-                CheckAttempt.verification_sid == v.sid, CheckAttempt.outcome == "wrong_code"
-            )
-        )
-    assert wrong_rows == 5
+    assert check_rows(runtime, v.sid, "wrong_code") == 5
 
 
 @postgres_only
