@@ -51,6 +51,11 @@ def verifications() -> VerificationService:
     )
 
 
+def client_ip() -> str | None:
+    """The address the request came from."""
+    return flask.request.remote_addr
+
+
 def services() -> ServiceRegistry:
     rt = runtime()
     return ServiceRegistry(session(), rt.clock, rt.sealer)

@@ -41,6 +41,8 @@ class Verifications(MethodView):
             custom_friendly_name=args.get("CustomFriendlyName"),
             amount=args.get("Amount"),
             payee=args.get("Payee"),
+            credential_sid=context.principal().credential_sid,
+            client_ip=args.get("DeviceIp") or context.client_ip(),
         )
         return context.verifications().start(context.principal().account_sid, service_sid, request)
 

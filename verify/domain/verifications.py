@@ -10,7 +10,8 @@ both win, and writes its event in the same transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -35,6 +36,7 @@ from verify.errors import (
     NoTarget,
     NotFound,
     VerificationNotPending,
+    VerifyError,
 )
 from verify.events import outbox
 from verify.models import (
@@ -69,6 +71,75 @@ class StartRequest:
     custom_friendly_name: str | None = None
     amount: str | None = None
     payee: str | None = None
+    # What the abuse controls look at: who asked, from where, and the tenant's own limit keys.
+    credential_sid: str | None = None
+    client_ip: str | None = None
+    risk_check: bool = True
+    rate_limits: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendContext:
+    """One send as the abuse controls see it, before anything is written or sent."""
+
+    account_sid: str
+    service_sid: str
+    destination: Destination
+    channel: str
+    request: StartRequest
+    resend_of: str | None  # the pending verification this send is a resend of
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The abuse controls' answer for one send."""
+
+    decisions: tuple[object, ...] = ()  # the gate's own records, handed back to ``record``
+    block: VerifyError | None = None  # refused: raised once the blocked attempt is committed
+    reason_code: str | None = None  # the blocked attempt's reason code
+
+
+class SendGate(Protocol):
+    """Rate limits and fraud rules, consulted on every send before anything costs money."""
+
+    def screen(self, ctx: SendContext) -> Screening:
+        """Decide on one send. May raise (429 over a limit, 503 without Redis): nothing is written."""
+        ...
+
+    def record(
+        self,
+        session: Session,
+        screening: Screening,
+        verification: Verification,
+        attempt: SendAttempt,
+        now: datetime,
+    ) -> None:
+        """Store the decisions, in the transaction that writes the attempt."""
+        ...
+
+    def approved(self, verification: Verification) -> None:
+        """A verification was approved (after commit): conversion statistics."""
+        ...
+
+
+class OpenGate:
+    """No abuse controls: every send passes (tests of the lifecycle alone)."""
+
+    def screen(self, ctx: SendContext) -> Screening:
+        return Screening()
+
+    def record(
+        self,
+        session: Session,
+        screening: Screening,
+        verification: Verification,
+        attempt: SendAttempt,
+        now: datetime,
+    ) -> None:
+        return None
+
+    def approved(self, verification: Verification) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -78,6 +149,7 @@ class Outcome:
     verification: Verification
     attempts: list[SendAttempt]
     valid: bool = False
+    block: VerifyError | None = None  # the abuse controls refused this send (raised by ``start``)
 
 
 def _locked(v: Verification, now: datetime) -> MaxCheckAttempts:
@@ -106,6 +178,7 @@ class VerificationService:
         sealer: CodeSealer,
         dispatcher: Dispatcher,
         limits: Limits,
+        gate: SendGate | None = None,
     ) -> None:
         self._session = session
         self._clock = clock
@@ -113,6 +186,7 @@ class VerificationService:
         self._sealer = sealer
         self._dispatcher = dispatcher
         self._limits = limits
+        self._gate = gate or OpenGate()
 
     # -- start / resend -------------------------------------------------------------------------
 
@@ -131,6 +205,8 @@ class VerificationService:
             outcome, attempt = self._start(account_sid, service_sid, destination, req)
         if attempt.status == "queued":
             self._dispatcher.dispatch(attempt.sid)
+        if outcome.block is not None:
+            raise outcome.block
         return outcome
 
     def _start(
@@ -146,27 +222,53 @@ class VerificationService:
             now = self._clock.now()
             v = self._pending_for(service_sid, destination.value, now)
             created = v is None
+            test_code = self._test_code(service.sid, destination.value) if created else None
+            is_test = test_code is not None if v is None else v.is_test
+            # Test numbers cost nothing and reach nobody: they are never screened.
+            screening = (
+                Screening()
+                if is_test
+                else self._gate.screen(
+                    SendContext(
+                        account_sid,
+                        service_sid,
+                        destination,
+                        req.channel,
+                        req,
+                        v.sid if v else None,
+                    )
+                )
+            )
             if v is None:
-                v = self._create(service, destination, req, now)
+                v = self._create(service, destination, req, now, test_code, screening)
+            elif screening.block is not None:
+                pass  # a blocked resend is recorded but not counted against the send cap
             elif not self._claim_send(v, service, now):
                 retry_after = max(1, int((v.expires_at - now).total_seconds()))
             else:
                 v.channel = req.channel
             if retry_after is None:
-                attempt = self._add_attempt(v, req.channel, now)
+                attempt = self._add_attempt(v, req.channel, now, screening)
+                self._gate.record(self._session, screening, v, attempt, now)
                 attempts = [attempt] if created else self._attempts(v.sid)
         if retry_after is not None:
             raise MaxSendAttempts(
                 f"Max send attempts reached for this verification; try again in {retry_after}s",
                 retry_after=retry_after,
             )
-        return Outcome(v, attempts), attempt
+        return Outcome(v, attempts, block=screening.block), attempt
 
     def _create(
-        self, service: Service, destination: Destination, req: StartRequest, now: datetime
+        self,
+        service: Service,
+        destination: Destination,
+        req: StartRequest,
+        now: datetime,
+        test_code: str | None,
+        screening: Screening,
     ) -> Verification:
         sid = sids.new_sid(sids.VERIFICATION)
-        test_code = self._test_code(service.sid, destination.value)
+        blocked = screening.block is not None
         code = test_code or req.custom_code or generate_code(service.code_length)
         v = Verification(
             sid=sid,
@@ -175,9 +277,11 @@ class VerificationService:
             destination=destination.value,
             country=destination.country,
             channel=req.channel,
-            status=PENDING,
-            code_hash=self._hasher.hash(sid, code),
-            sealed_code=self._sealer.seal(sid, code),
+            # A blocked first send leaves a failed verification behind, so that the block is
+            # visible on it; it never had a code anyone could receive.
+            status=FAILED if blocked else PENDING,
+            code_hash="" if blocked else self._hasher.hash(sid, code),
+            sealed_code=b"" if blocked else self._sealer.seal(sid, code),
             check_attempts=0,
             send_attempts=1,
             is_test=test_code is not None,
@@ -191,7 +295,7 @@ class VerificationService:
         )
         self._session.add(v)
         self._session.flush()  # the row first: attempts reference it, and no relationship orders them
-        outbox.verification_event(self._session, "verification.pending", v, now)
+        outbox.verification_event(self._session, f"verification.{v.status}", v, now)
         return v
 
     def _claim_send(self, v: Verification, service: Service, now: datetime) -> bool:
@@ -213,7 +317,11 @@ class VerificationService:
         _committed(v, send_attempts=sends, date_updated=now)
         return True
 
-    def _add_attempt(self, v: Verification, channel: str, now: datetime) -> SendAttempt:
+    def _add_attempt(
+        self, v: Verification, channel: str, now: datetime, screening: Screening
+    ) -> SendAttempt:
+        # Blocked: refused by the abuse controls. Test: never sent and never costs anything.
+        status = "blocked" if screening.block is not None else "test" if v.is_test else "queued"
         attempt = SendAttempt(
             sid=sids.new_sid(sids.ATTEMPT),
             verification_sid=v.sid,
@@ -221,14 +329,14 @@ class VerificationService:
             service_sid=v.service_sid,
             number=v.send_attempts,
             channel=channel,
-            # Test numbers are never sent and never cost anything.
-            status="test" if v.is_test else "queued",
-            provider="test" if v.is_test else None,
+            status=status,
+            provider="test" if status == "test" else None,
+            reason_code=screening.reason_code if screening.block is not None else None,
             date_created=now,
             date_updated=now,
         )
         self._session.add(attempt)
-        if not v.is_test:
+        if status == "queued":
             outbox.message_event(self._session, "message.queued", attempt, v.destination, now)
         return attempt
 
@@ -278,6 +386,8 @@ class VerificationService:
                     outcome = Outcome(v, [], valid=valid)  # a check answer lists no attempts
         if failure is not None:
             raise failure
+        if outcome.valid:
+            self._gate.approved(outcome.verification)
         return outcome
 
     def _target(
@@ -424,6 +534,8 @@ class VerificationService:
                 outcome = Outcome(v, self._attempts(v.sid), valid=status == APPROVED)
         if not changed:
             raise VerificationNotPending(v.sid, v.status)
+        if status == APPROVED:
+            self._gate.approved(v)
         return outcome
 
     # -- expiry ---------------------------------------------------------------------------------

@@ -1,7 +1,4 @@
-"""ORM models: the tables, and nothing else (business rules live in verify/domain).
-
-Alembic migrations in migrations/ are the schema's source of truth; a test checks these models match.
-"""
+"""The core tables: accounts, credentials, services, verifications, attempts, checks, the outbox."""
 
 from __future__ import annotations
 

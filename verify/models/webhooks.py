@@ -1,0 +1,3 @@
+"""Webhook tables: subscriptions, deliveries and their attempts (issue 5)."""
+
+from __future__ import annotations
