@@ -106,6 +106,11 @@ class SendGate(Protocol):
         """Decide on one send. May raise (429 over a limit, 503 without Redis): nothing is written."""
         ...
 
+    def screen_delivery(self, ctx: SendContext) -> Screening:
+        """Decide again in the worker, just before a provider is called (rules change; fallback
+        and failover attempts were never screened by a request). Rules only: no limit is counted."""
+        ...
+
     def record(
         self,
         session: Session,
@@ -126,6 +131,9 @@ class OpenGate:
     """No abuse controls: every send passes (tests of the lifecycle alone)."""
 
     def screen(self, ctx: SendContext) -> Screening:
+        return Screening()
+
+    def screen_delivery(self, ctx: SendContext) -> Screening:
         return Screening()
 
     def record(
