@@ -290,7 +290,7 @@ def main() -> int:
     args = p.parse_args()
     n = args.requests
     numbers = Numbers()
-    with Stack(bench_api.parse_args([]), ceiling=False) as stack:
+    with Stack(bench_api.parse_args([]), ceiling=False, lift_abuse_limits=True) as stack:
         stack.argon2 = Argon2Params(args.argon2_time_cost, args.argon2_memory_kib)
         settings = replace(
             stack.settings, argon2=Argon2Settings(args.argon2_time_cost, args.argon2_memory_kib, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -240,8 +241,21 @@ def delivered_code(runtime: Runtime, to: str = "+14155550123") -> str:
 
     for entry in outbox_for(runtime).read(200):
         if entry["to"] == to:
-            return str(entry["body"].rsplit(" ", 1)[-1])
+            return code_in(entry["body"])
     raise AssertionError(f"no message to {to} in the outbox")
+
+
+# Every template puts the code right after the first colon (a call spells it "1, 2, 3"; RTL text
+# wraps it in an isolate; WhatsApp in *bold*).
+_CODE = re.compile(r":\s*[*\u2066]*(\d(?:[ ,\u060c]*\d)*)")
+
+
+def code_in(text: str) -> str:
+    """The code in a rendered message, in any channel and locale."""
+    match = _CODE.search(text)
+    if match is None:
+        raise AssertionError(f"no code in {text!r}")
+    return re.sub(r"\D", "", match.group(1))
 
 
 @pytest.fixture
@@ -253,6 +267,15 @@ def live_server(app: flask.Flask) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium, one per test module (tests/browser.py; skips where it cannot run)."""
+    from tests.browser import chromium  # only the browser tests import Playwright
+
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

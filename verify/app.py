@@ -7,7 +7,7 @@ import gc
 import flask
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from verify import __version__, api
+from verify import __version__, api, console
 from verify.api import context, problems
 from verify.config import Settings
 from verify.domain.accounts import CredentialCache
@@ -44,6 +44,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> flask.F
         get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "Verify API"}),
         url_prefix="/docs",
     )
+    console.init_app(app, app.extensions["verify"])
     app.before_request(context.start_request)
     app.after_request(context.end_request)
     app.teardown_appcontext(context.close_session)

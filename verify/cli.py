@@ -146,5 +146,100 @@ def services_create(account_sid: str, name: str, as_json: bool) -> None:
     _emit({"sid": service.sid, "account_sid": account_sid, "friendly_name": name}, as_json)
 
 
+@cli.group()
+def providers() -> None:
+    """An account's SMS, voice, WhatsApp and email providers (see docs/delivery.md)."""
+
+
+@providers.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--account", "account_sid", help="the account (default: `account` in the file)")
+@click.option("--prune", is_flag=True, help="delete the account's providers the file does not name")
+@click.option("--json", "as_json", is_flag=True)
+def providers_load(path: Path, account_sid: str | None, prune: bool, as_json: bool) -> None:
+    """Create or update (by friendly_name) the providers listed in a YAML file."""
+    import yaml
+
+    from verify.api import providers as providers_api
+    from verify.errors import VerifyError
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("providers", []), list):
+        raise click.ClickException(f"{path}: expected a mapping with a `providers` list")
+    account = account_sid or document.get("account")
+    if not isinstance(account, str) or not account:
+        raise click.ClickException("name the account: --account AC... or `account:` in the file")
+    try:
+        result = providers_api.registry().load(account, document.get("providers", []), prune=prune)
+    except VerifyError as exc:
+        raise click.ClickException(exc.detail) from None
+    _emit({k: ", ".join(v) or "-" for k, v in result.items()}, as_json)
+
+
+@providers.command("export")
+@click.argument("account_sid")
+def providers_export(account_sid: str) -> None:
+    """Print the account's providers as YAML that `load` takes back (credentials are never shown)."""
+    import yaml
+
+    from verify.api import providers as providers_api
+
+    documents = providers_api.registry().export(account_sid)
+    click.echo(
+        yaml.safe_dump(
+            {"account": account_sid, "providers": documents}, sort_keys=False, allow_unicode=True
+        ),
+        nl=False,
+    )
+
+
+@cli.group()
+def fraud() -> None:
+    """Fraud rules and send limits (docs/abuse.md)."""
+
+
+@fraud.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def fraud_load(path: Path, as_json: bool) -> None:
+    """Make each account's rules exactly those of a YAML rules file (audited; one transaction per
+    account; every web and worker process follows within seconds)."""
+    from verify import abuse
+    from verify.abuse import rulesfile
+    from verify.abuse.registry import FraudRules
+    from verify.errors import VerifyError
+
+    rt = context.runtime()
+    cache = abuse.controls_for(rt).cache
+    results = {}
+    try:
+        for account, rules in rulesfile.parse(path.read_text()).items():
+            registry = FraudRules(context.session(), rt.clock, cache, "cli")
+            results[account] = registry.replace_all(account, rules)
+    except VerifyError as exc:
+        raise click.ClickException(exc.detail) from None
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for account, counts in results.items():
+            click.echo(f"{account}  " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@fraud.command("export")
+@click.option("--account", "account_sid", help="Only this account (default: every account).")
+def fraud_export(account_sid: str | None) -> None:
+    """Print every account's rules as a YAML rules file (what ``verify fraud load`` reads)."""
+    from verify import abuse
+    from verify.abuse import rulesfile
+    from verify.abuse.registry import FraudRules
+
+    rt = context.runtime()
+    registry = FraudRules(context.session(), rt.clock, abuse.controls_for(rt).cache, "cli")
+    click.echo(rulesfile.dump(registry.export(account_sid)), nl=False)
+
+
 def main() -> None:
     cli()

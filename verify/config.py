@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import secrets
@@ -43,6 +44,26 @@ class Limits:
     redrive_after: int = 30
     dev_outbox_ttl: int = 3_600
     dev_outbox_size: int = 200
+    # Delivery (docs/delivery.md): provider call timeout, retries of one provider, circuit breakers.
+    provider_timeout: int = 10
+    delivery_max_tries: int = 3
+    delivery_retry_base: int = 2
+    delivery_retry_cap: int = 60
+    circuit_failures: int = 5
+    circuit_failure_rate: int = 50
+    circuit_min_volume: int = 20
+    circuit_window: int = 60
+    circuit_cooldown: int = 30
+    # Webhooks (docs/webhooks.md): relay period, tries per delivery, backoff, per-endpoint
+    # concurrency, HTTP timeout (seconds).
+    relay_interval: int = 1
+    webhook_max_attempts: int = 12
+    webhook_backoff_base: int = 10
+    webhook_backoff_cap: int = 3_600
+    webhook_concurrency: int = 4
+    webhook_timeout: int = 5
+    # Abuse controls (docs/abuse.md): every send of every account, per minute.
+    global_sends_per_minute: int = 60_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,15 @@ class Settings:
     argon2: Argon2Settings = field(default_factory=Argon2Settings)
     limits: Limits = field(default_factory=Limits)
     log_level: str = "INFO"
+    # Where providers reach this server (delivery receipts); "" = no status callbacks are requested.
+    public_url: str = ""
+    # Networks webhooks may reach although the SSRF guard refuses them (docs/webhooks.md).
+    webhook_allow_networks: tuple[str, ...] = ()
+    # /metrics without the operator token (docs/observability.md).
+    metrics_public: bool = False
+    # Reverse proxies in front of the web tier: the client address is this many hops from the
+    # right of X-Forwarded-For (0: the peer address; docs/abuse.md).
+    trusted_proxies: int = 0
 
     @property
     def is_development(self) -> bool:
@@ -108,6 +138,10 @@ class Settings:
             argon2=_parse_group(Argon2Settings, env, "VERIFY_ARGON2_"),
             limits=_parse_group(Limits, env, "VERIFY_"),
             log_level=env.get("VERIFY_LOG_LEVEL", "INFO").upper(),
+            public_url=_public_url(env.get("VERIFY_PUBLIC_URL", "")),
+            webhook_allow_networks=_networks(env.get("VERIFY_WEBHOOK_ALLOW_NETWORKS", "")),
+            metrics_public=_flag(env, "VERIFY_METRICS_PUBLIC"),
+            trusted_proxies=_count(env, "VERIFY_TRUSTED_PROXIES"),
         )
         if require_secrets:
             settings.validate()
@@ -170,6 +204,14 @@ class Settings:
             out["VERIFY_DATABASE_URL"] = self.database_url
         if self.redis_url:
             out["VERIFY_REDIS_URL"] = self.redis_url
+        if self.public_url:
+            out["VERIFY_PUBLIC_URL"] = self.public_url
+        if self.webhook_allow_networks:
+            out["VERIFY_WEBHOOK_ALLOW_NETWORKS"] = ",".join(self.webhook_allow_networks)
+        if self.metrics_public:
+            out["VERIFY_METRICS_PUBLIC"] = "true"
+        if self.trusted_proxies:
+            out["VERIFY_TRUSTED_PROXIES"] = str(self.trusted_proxies)
         for group, prefix in ((self.argon2, "VERIFY_ARGON2_"), (self.limits, "VERIFY_")):
             for f in fields(group):
                 out[prefix + f.name.upper()] = str(getattr(group, f.name))
@@ -197,6 +239,10 @@ _KNOWN = {
     "SECRET_KEY",
     "OPERATOR_TOKEN",
     "LOG_LEVEL",
+    "PUBLIC_URL",
+    "WEBHOOK_ALLOW_NETWORKS",
+    "METRICS_PUBLIC",
+    "TRUSTED_PROXIES",
     *(f"ARGON2_{f.name.upper()}" for f in fields(Argon2Settings)),
     *(f.name.upper() for f in fields(Limits)),
 }
@@ -217,6 +263,42 @@ def _parse_group(cls: type[Any], env: Mapping[str, str], prefix: str) -> Any:
             raise SettingsError(f"{name} must be positive, got {value}")
         values[f.name] = value
     return cls(**values)
+
+
+def _public_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise SettingsError(f"VERIFY_PUBLIC_URL must be an http(s) URL, got {raw!r}")
+    return url
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated CIDR networks, normalized (``127.0.0.1`` -> ``127.0.0.1/32``)."""
+    out = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"VERIFY_WEBHOOK_ALLOW_NETWORKS: {item!r} is not a network (e.g. 10.0.0.0/8)"
+            ) from None
+    return tuple(out)
+
+
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name, "").strip() or "0"
+    if not raw.isdigit() or int(raw) > 10:
+        raise SettingsError(f"{name} must be a whole number from 0 to 10, got {raw!r}")
+    return int(raw)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
 def _b64encode(raw: bytes) -> str:

@@ -26,7 +26,9 @@ from verify.domain.services import ServiceFields, ServiceRegistry
 
 def prepare(settings: Settings) -> Settings:
     """Development settings: secrets kept in the data directory, created on first use."""
-    settings = replace(settings, env="development")
+    # A developer's webhook receiver runs on this machine: let webhooks reach loopback.
+    allow = settings.webhook_allow_networks or ("127.0.0.0/8", "::1/128")
+    settings = replace(settings, env="development", webhook_allow_networks=allow)
     return settings.with_dev_secrets(settings.data_dir / "secrets.json")
 
 

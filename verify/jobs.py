@@ -7,19 +7,32 @@ from __future__ import annotations
 
 import logging
 
-from verify.delivery.console import ConsoleProvider, outbox_for, stdout
+from verify import abuse, metrics
+from verify.delivery.pipeline import Delivery
 from verify.delivery.queue import RQDispatcher
-from verify.delivery.sender import SendService, stuck_attempts
+from verify.delivery.sender import stuck_attempts
 from verify.domain.verifications import VerificationService
+from verify.events.relay import Relay, WebhookQueue
+from verify.events.sender import WebhookSender
+from verify.events.ssrf import parse_networks
 from verify.runtime import Runtime
 
 log = logging.getLogger(__name__)
 _runtime: Runtime | None = None
+_delivery: Delivery | None = None
 
 
 def bind(runtime: Runtime) -> None:
-    global _runtime
+    global _runtime, _delivery
     _runtime = runtime
+    # Only `verify dev` prints messages; elsewhere the outbox alone holds them (sealed).
+    _delivery = Delivery(runtime, echo=runtime.settings.env == "development")
+
+
+def delivery() -> Delivery:
+    if _delivery is None:
+        raise RuntimeError("no runtime bound: jobs run inside `verify worker`")
+    return _delivery
 
 
 def _rt() -> Runtime:
@@ -29,15 +42,30 @@ def _rt() -> Runtime:
 
 
 def deliver(attempt_sid: str) -> str:
+    """Send one attempt (verify/delivery/sender.py)."""
     rt = _rt()
-    # Only `verify dev` prints messages; elsewhere the outbox alone holds them (sealed).
-    stream = stdout() if rt.settings.env == "development" else None
-    provider = ConsoleProvider(outbox_for(rt), stream)
-    with rt.sessions() as session:
-        service = SendService(session, clock=rt.clock, sealer=rt.sealer, provider=provider)
-        outcome = service.deliver(attempt_sid)
+    # One connection for the job's two transactions: one pool checkout (and pre-ping), not two.
+    with rt.engine.connect() as connection, rt.sessions(bind=connection) as session:
+        # The fraud rules again, just before a provider is called (docs/abuse.md).
+        gate = abuse.build_gate(rt, session)
+        outcome = delivery().sender(session, gate).deliver(attempt_sid)
     log.info("delivery", extra={"attempt": attempt_sid, "outcome": outcome})
     return outcome
+
+
+def channel_timeout(attempt_sid: str) -> str:
+    """A sent attempt's channel timeout fell due: fall back to the next channel if still needed."""
+    rt = _rt()
+    with rt.sessions() as session:
+        gate = abuse.build_gate(rt, session)
+        outcome = delivery().sender(session, gate).channel_timeout(attempt_sid)
+    log.info("channel timeout", extra={"attempt": attempt_sid, "outcome": outcome})
+    return outcome
+
+
+def release_timers() -> int:
+    """Enqueue the delivery timers that fell due (each worker's ticker calls this every second)."""
+    return delivery().timers.release(_rt().clock.now().timestamp())
 
 
 def sweep() -> dict[str, int]:
@@ -54,7 +82,49 @@ def sweep() -> dict[str, int]:
         )
         expired = verifications.expire_due()
         stuck = stuck_attempts(session, rt.clock.now(), rt.settings.limits.redrive_after)
+        # Attempts a crashed worker left `sending`: failed with worker_lost, never sent twice.
+        lost = delivery().sender(session).recover_lost()
     dispatcher = RQDispatcher(rt.queue)
     redriven = sum(dispatcher.enqueue(sid) for sid in stuck)
-    log.info("sweep", extra={"expired": expired, "redriven": redriven})
-    return {"expired": expired, "redriven": redriven}
+    log.info("sweep", extra={"expired": expired, "redriven": redriven, "lost": lost})
+    return {"expired": expired, "redriven": redriven, "lost": lost}
+
+
+def relay() -> dict[str, int]:
+    """One relay pass: outbox events -> webhook deliveries, due deliveries -> jobs; counts metrics."""
+    rt = _rt()
+    with rt.sessions() as session:
+        result = Relay(session, clock=rt.clock, dispatcher=WebhookQueue(rt.queue)).run()
+        if result.events:
+            metrics.count_events(rt.redis, session, result.events)
+    if result.events or result.enqueued:
+        log.info(
+            "relay",
+            extra={
+                "events": len(result.events),
+                "deliveries": result.created,
+                "enqueued": result.enqueued,
+            },
+        )
+    return {"events": len(result.events), "created": result.created, "enqueued": result.enqueued}
+
+
+def deliver_webhook(delivery_sid: str) -> str:
+    """Send one webhook delivery (one try); the relay enqueues its retries when they are due."""
+    rt = _rt()
+    with rt.sessions() as session:
+        sender = WebhookSender(
+            session,
+            clock=rt.clock,
+            sealer=rt.sealer,
+            redis_client=rt.redis,
+            limits=rt.settings.limits,
+            allow=parse_networks(rt.settings.webhook_allow_networks),
+        )
+        outcome, answer = sender.deliver(delivery_sid)
+    if answer is not None:
+        counters = metrics.Counters(rt.redis)
+        counters.inc("webhook_attempts", answer.result)
+        if outcome == "dead":
+            counters.inc("webhook_dead")
+    return outcome

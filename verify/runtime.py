@@ -14,6 +14,7 @@ from verify.config import Settings
 from verify.db import make_engine, make_session_factory
 from verify.domain.clock import Clock, SystemClock
 from verify.domain.codes import CodeHasher, CodeSealer
+from verify.domain.services import ServiceCache
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Runtime:
     hasher: CodeHasher
     sealer: CodeSealer
     clock: Clock = field(default_factory=SystemClock)
+    # Service snapshots for the start/check hot path (a few seconds old at most).
+    services: ServiceCache = field(default_factory=ServiceCache)
 
     def close(self) -> None:
         self.engine.dispose()

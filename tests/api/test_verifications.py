@@ -4,7 +4,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberType
 
-from tests.conftest import ApiClient, delivered_code, make_tenant
+from tests.conftest import ApiClient, code_in, delivered_code, make_tenant
 from verify.delivery.console import outbox_for
 
 TO = "+14155550123"
@@ -31,7 +31,7 @@ def set_status(api: ApiClient, sid: str, status: str):
 
 
 def codes_sent_to(runtime, to: str = TO) -> list[str]:
-    return [e["body"].rsplit(" ", 1)[-1] for e in outbox_for(runtime).read(200) if e["to"] == to]
+    return [code_in(e["body"]) for e in outbox_for(runtime).read(200) if e["to"] == to]
 
 
 def assert_error(r, status: int, code: int, parameter: str | None = None) -> None:

@@ -15,9 +15,15 @@ CASES = [
     (60223, 400, errors.ChannelDisabled),
     (60204, 400, errors.FeatureDisabled),
     (60205, 400, errors.SmsToLandline),
+    (60207, 400, errors.MaxRateLimits),
+    (60208, 400, errors.RateLimitExists),
+    (60209, 400, errors.InvalidUniqueName),
+    (60210, 400, errors.MaxBuckets),
+    (60211, 400, errors.BucketExists),
     (68400, 400, errors.MalformedBody),
     (20003, 401, errors.AuthenticationError),
     (20403, 403, errors.ForbiddenError),
+    (68701, 403, errors.CallbackSignatureInvalid),
     (60410, 403, errors.DeliveryBlocked),
     (60605, 403, errors.GeoPermissionBlocked),
     (20404, 404, errors.NotFoundError),
@@ -32,6 +38,7 @@ CASES = [
     (60212, 429, errors.TooManyConcurrentRequests),
     (20500, 500, errors.InternalServerError),
     (20503, 503, errors.ServiceUnavailable),
+    (68601, 503, errors.SendLimitsUnavailable),
 ]
 
 

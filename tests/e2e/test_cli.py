@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import make_settings
+from tests.conftest import code_in, make_settings
 from tests.servers import free_port
 from verify.app import create_app
 from verify.config import Settings
@@ -134,7 +134,7 @@ def test_cli_credentials_complete_a_verification(cli: Cli, app: flask.Flask) -> 
         "/dev/outbox", headers={"Authorization": f"Bearer {cli.settings.operator_token}"}
     )
     assert outbox.status_code == 200
-    code = next(m["body"] for m in outbox.json if m["to"] == TO).rsplit(" ", 1)[-1]
+    code = code_in(next(m["body"] for m in outbox.json if m["to"] == TO))
     r = client.post(f"{base}/VerificationCheck", data={"To": TO, "Code": code}, auth=auth)
     assert (r.status_code, r.json["status"]) == (200, "approved")
 
@@ -326,7 +326,7 @@ def wait_for_message(base_url: str, operator_token: str, to: str, timeout: float
         assert r.status_code == 200, r.text
         for message in r.json():
             if message["to"] == to:
-                return str(message["body"]).rsplit(" ", 1)[-1]
+                return code_in(str(message["body"]))
         time.sleep(0.2)
     raise AssertionError(f"no message to {to} in the outbox after {timeout}s")
 

@@ -1,17 +1,11 @@
-"""The sample app (examples/login_flow) in a real browser: headless Chromium driven by Playwright,
-against the Verify app on a socket, codes delivered by a real RQ worker and read from the outbox.
-
-The browser is Debian's Chromium (``apt-get install chromium``; VERIFY_TEST_CHROMIUM names another
-binary), never one downloaded by ``playwright install``. Without Playwright or Chromium these tests
-skip, unless VERIFY_TEST_REQUIRE_BROWSER=1, where they fail. Screenshots of every page go to VERIFY_TEST_SCREENSHOTS (a directory) when set, else to the
-test's temporary directory.
+"""The sample app (examples/login_flow) in a real browser: headless Chromium driven by Playwright
+(tests/browser.py), against the Verify app on a socket, codes delivered by a real RQ worker and read
+from the outbox.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,48 +15,16 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
+from tests.browser import Browser, Page, Shots, expect, new_page
 from tests.conftest import Tenant, delivered_code
 from verify.domain.clock import FrozenClock
 from verify.runtime import Runtime
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None  # type: ignore[assignment]
-
-REQUIRE_BROWSER = os.environ.get("VERIFY_TEST_REQUIRE_BROWSER") == "1"
-CHROMIUM = os.environ.get("VERIFY_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 APP_FILE = Path(__file__).resolve().parents[2] / "examples" / "login_flow" / "app.py"
 PHONE, EMAIL, PASSWORD = "+14155550111", "ada@example.com", "correct horse battery"
 
 # The browser exercises the sample app and the client, not the storage: one backend is enough.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-def _missing(why: str) -> None:
-    if REQUIRE_BROWSER:
-        pytest.fail(f"{why}, and VERIFY_TEST_REQUIRE_BROWSER=1")
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if sync_playwright is None:
-        _missing("playwright is not installed (pip install playwright)")
-    if not os.access(CHROMIUM, os.X_OK):
-        _missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _load_sample_app() -> ModuleType:
@@ -104,30 +66,13 @@ def site_factory(live_server: str, tenant: Tenant, tmp_path: Path) -> Iterator[C
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
-class Shots:
-    """Numbered full-page screenshots, for a person to look at."""
-
-    def __init__(self, page: Page, directory: Path) -> None:
-        self.page, self.directory, self.count = page, directory, 0
-        directory.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, name: str) -> None:
-        self.count += 1
-        self.page.screenshot(path=self.directory / f"{self.count:02d}-{name}.png", full_page=True)
+    with new_page(browser) as page:
+        yield page
 
 
 @pytest.fixture
 def shots(page: Page, tmp_path: Path, request: pytest.FixtureRequest) -> Shots:
-    base = os.environ.get("VERIFY_TEST_SCREENSHOTS")
-    directory = Path(base) if base else tmp_path / "screenshots"
-    return Shots(page, directory / request.node.originalname)
+    return Shots.for_test(page, tmp_path, request)
 
 
 def wrong(code: str) -> str:

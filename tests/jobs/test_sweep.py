@@ -1,12 +1,14 @@
-"""The sweep job: expire pending verifications past their TTL, redrive attempts whose enqueue was lost."""
+"""The sweep job: expire pending verifications past their TTL, redrive attempts whose enqueue was
+lost, and recover attempts a crashed worker left `sending`."""
 
 from rq.job import Job
 from sqlalchemy import select
 
-from tests.conftest import delivered_code
+from tests.conftest import ApiClient, delivered_code, make_tenant
 from verify import jobs
 from verify.delivery.console import outbox_for
 from verify.delivery.queue import job_id
+from verify.delivery.sender import LOST_AFTER
 from verify.models import Event, SendAttempt, Verification
 
 
@@ -123,7 +125,7 @@ def test_sweep_does_not_redrive_for_an_expired_verification(api, clock, runtime)
     api.start()
     lose_the_enqueue(runtime)
     clock.advance(601)
-    assert jobs.sweep() == {"expired": 1, "redriven": 0}
+    assert jobs.sweep() == {"expired": 1, "redriven": 0, "lost": 0}
     assert runtime.queue.count == 0
 
 
@@ -137,7 +139,52 @@ def test_sweep_runs_as_a_queued_job(api, clock, runtime, work):
     assert Job.fetch(sweep.id, connection=runtime.redis).return_value() == {
         "expired": 0,
         "redriven": 1,
+        "lost": 0,
     }
     assert (
         api.get(f"{api.base}/Verifications/{sid}").json["send_code_attempts"][0]["status"] == "sent"
     )
+
+
+# -- attempts a crashed worker left `sending` --------------------------------------------------
+
+
+def crash_mid_send(runtime, clock) -> str:
+    """What a worker that died during the provider call leaves: its attempt claimed, no job."""
+    [attempt_sid] = attempt_sids(runtime)
+    lose_the_enqueue(runtime)
+    with runtime.sessions() as s, s.begin():
+        attempt = s.get(SendAttempt, attempt_sid)
+        attempt.status, attempt.provider, attempt.date_updated = "sending", "console", clock.now()
+    return attempt_sid
+
+
+def test_sweep_fails_an_attempt_a_crashed_worker_left_sending(api, clock, runtime, work):
+    """After LOST_AFTER the attempt is failed with worker_lost, nothing is sent, and with no other
+    attempt in flight the verification is failed."""
+    sid = api.start().json["sid"]
+    crash_mid_send(runtime, clock)
+    clock.advance(LOST_AFTER - 1)
+    assert jobs.sweep()["lost"] == 0  # it may still be sending
+    clock.advance(2)
+    assert jobs.sweep()["lost"] == 1
+    work()
+    [attempt] = api.get(f"{api.base}/Verifications/{sid}").json["send_code_attempts"]
+    assert (attempt["status"], attempt["reason_code"]) == ("failed", "worker_lost")
+    assert status_of(runtime, sid) == "failed"
+    assert outbox_for(runtime).read() == []  # never sent again
+    assert jobs.sweep()["lost"] == 0
+
+
+def test_a_lost_attempt_falls_back_to_the_next_channel(app, clock, runtime, work):
+    """With fallback channels, the lost SMS is followed by a call: same verification, same code."""
+    api = ApiClient(app, make_tenant(runtime, "Fb", fallback_channels=("sms", "call")))
+    sid = api.start().json["sid"]
+    crash_mid_send(runtime, clock)
+    clock.advance(LOST_AFTER + 1)
+    assert jobs.sweep()["lost"] == 1
+    work()
+    attempts = api.get(f"{api.base}/Verifications/{sid}").json["send_code_attempts"]
+    assert [(a["channel"], a["status"]) for a in attempts] == [("sms", "failed"), ("call", "sent")]
+    assert status_of(runtime, sid) == "pending"
+    assert api.check(delivered_code(runtime)).json["status"] == "approved"

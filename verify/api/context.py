@@ -12,6 +12,7 @@ import time
 import flask
 from sqlalchemy.orm import Session
 
+from verify import abuse
 from verify.delivery.queue import RQDispatcher
 from verify.domain.accounts import AccountService, CredentialCache, Principal
 from verify.domain.services import ServiceRegistry
@@ -48,17 +49,47 @@ def verifications() -> VerificationService:
         sealer=rt.sealer,
         dispatcher=RQDispatcher(rt.queue),
         limits=rt.settings.limits,
+        services=rt.services,
+        gate=send_gate(),
     )
 
 
+def send_gate() -> abuse.Gate:
+    """The request's send gate (rate limits and fraud rules); its limits become RateLimit headers."""
+    if "send_gate" not in flask.g:
+        flask.g.send_gate = abuse.build_gate(runtime(), session())
+    gate: abuse.Gate = flask.g.send_gate
+    return gate
+
+
 def client_ip() -> str | None:
-    """The address the request came from."""
+    """The address the request came from: the peer, or with VERIFY_TRUSTED_PROXIES = N the address
+    N hops from the right of X-Forwarded-For (what the nearest trusted proxy saw). Entries further
+    left are the client's to write, so a forged header changes nothing."""
+    hops = runtime().settings.trusted_proxies
+    if hops:
+        forwarded = [
+            part.strip()
+            for header in flask.request.headers.getlist("X-Forwarded-For")
+            for part in header.split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
     return flask.request.remote_addr
+
+
+def rate_limit_headers(response: flask.Response) -> flask.Response:
+    """RateLimit-* headers on a start's answer (201 or 429), from the counters it was charged to."""
+    gate = flask.g.get("send_gate")
+    if gate is not None and gate.limits:
+        response.headers.update(gate.rate_limit_headers())
+    return response
 
 
 def services() -> ServiceRegistry:
     rt = runtime()
-    return ServiceRegistry(session(), rt.clock, rt.sealer)
+    return ServiceRegistry(session(), rt.clock, rt.sealer, rt.services)
 
 
 def authenticate_tenant() -> None:

@@ -9,6 +9,7 @@ import marshmallow as ma
 
 from verify.api.fields import CommaList, JsonObject, TwilioDateTime
 from verify.api.pagination import MetaSchema
+from verify.api.webhook_schemas import WebhookUrl
 
 
 class Args(ma.Schema):
@@ -42,6 +43,12 @@ class ServiceArgs(Args):
     MaxSendAttempts = ma.fields.Integer(metadata={"description": "Extension (default 5)"})
     Channels = CommaList(metadata={"description": "Extension: enabled channels"})
     DefaultLocale = ma.fields.String(metadata={"description": "Extension: default message locale"})
+    FallbackChannels = CommaList(
+        metadata={"description": "Extension: channels to fall back to, in order (empty: none)"}
+    )
+    ChannelTimeout = ma.fields.Integer(
+        metadata={"description": "Extension: seconds to wait for delivery or a check (default 60)"}
+    )
     TestNumbers = JsonObject(
         metadata={"description": "Extension: JSON object of destination -> fixed code (write-only)"}
     )
@@ -75,6 +82,10 @@ class ServiceSchema(ma.Schema):
     max_send_attempts = ma.fields.Integer()
     channels = ma.fields.Method("_channels")
     default_locale = ma.fields.String(allow_none=True)
+    fallback_channels = ma.fields.Method(
+        "_fallback_channels", metadata={"description": "Extension"}
+    )
+    channel_timeout = ma.fields.Integer(metadata={"description": "Extension"})
     test_numbers = ma.fields.Method("_test_numbers", metadata={"description": "Extension"})
     date_created = TwilioDateTime()
     date_updated = TwilioDateTime()
@@ -83,6 +94,9 @@ class ServiceSchema(ma.Schema):
 
     def _channels(self, obj: Any) -> list[str]:
         return [c for c in obj.channels.split(",") if c]
+
+    def _fallback_channels(self, obj: Any) -> list[str]:
+        return [c for c in obj.fallback_channels.split(",") if c]
 
     def _test_numbers(self, obj: Any) -> list[str]:
         return [t.destination for t in obj.test_numbers]
@@ -117,6 +131,13 @@ class VerificationCreateArgs(Args):
     Amount = ma.fields.String(validate=ma.validate.Length(max=64))
     Payee = ma.fields.String(validate=ma.validate.Length(max=64))
     DeviceIp = ma.fields.String(validate=ma.validate.Length(max=64))
+    RiskCheck = ma.fields.String(validate=ma.validate.OneOf(["enable", "disable"]))
+    RateLimits = JsonObject(
+        metadata={"description": "JSON object: rate limit unique name -> the value to count"}
+    )
+    StatusCallback = WebhookUrl(
+        metadata={"description": "Extension: a URL that gets this verification's events, signed"}
+    )
 
 
 class VerificationUpdateArgs(Args):
@@ -135,9 +156,19 @@ class SendCodeAttemptSchema(ma.Schema):
     attempt_sid = ma.fields.String(attribute="sid")
     channel = ma.fields.String()
     time = TwilioDateTime(attribute="date_created")
-    status = ma.fields.String(metadata={"description": "Extension: delivery status"})
+    status = ma.fields.String(
+        metadata={
+            "description": "Extension: delivery status (queued, sending, sent, delivered, "
+            "undelivered, failed, canceled, blocked, test)"
+        }
+    )
     provider = ma.fields.String(allow_none=True)
+    provider_sid = ma.fields.String(allow_none=True, metadata={"description": "Extension"})
     reason_code = ma.fields.String(allow_none=True)
+    replaces_sid = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Extension: the attempt this one fails over or falls back from"},
+    )
 
 
 class VerificationSchema(ma.Schema):

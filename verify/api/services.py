@@ -32,6 +32,7 @@ _FIELDS = {
     "MaxSendAttempts": "max_send_attempts",
     "DefaultLocale": "default_locale",
     "TestNumbers": "test_numbers",
+    "ChannelTimeout": "channel_timeout",
 }
 
 
@@ -39,6 +40,8 @@ def to_fields(args: dict[str, Any]) -> ServiceFields:
     values = {_FIELDS[k]: v for k, v in args.items() if k in _FIELDS}
     if "Channels" in args:
         values["channels"] = tuple(args["Channels"])
+    if "FallbackChannels" in args:
+        values["fallback_channels"] = tuple(args["FallbackChannels"])
     return ServiceFields(**values)
 
 

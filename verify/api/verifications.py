@@ -41,8 +41,12 @@ class Verifications(MethodView):
             custom_friendly_name=args.get("CustomFriendlyName"),
             amount=args.get("Amount"),
             payee=args.get("Payee"),
+            status_callback=args.get("StatusCallback"),
             credential_sid=context.principal().credential_sid,
             client_ip=args.get("DeviceIp") or context.client_ip(),
+            device_ip=args.get("DeviceIp"),
+            risk_check=args.get("RiskCheck") != "disable",
+            rate_limits=args.get("RateLimits") or {},
         )
         return context.verifications().start(context.principal().account_sid, service_sid, request)
 

@@ -6,13 +6,19 @@ VerifyError                              every exception the client raises
 │   ├── NoTarget                  400  60221  a check named neither ``to`` nor ``verification_sid``
 │   ├── ChannelDisabled           400  60223  the channel is not enabled on the service
 │   ├── FeatureDisabled           400  60204  the service does not allow this (custom codes, approval)
-│   ├── SmsToLandline             400  60205  the number is a landline and cannot receive SMS
+│   ├── MaxRateLimits             400  60207  the service has as many rate limits as it may
+│   ├── RateLimitExists           400  60208  a rate limit with this UniqueName already exists
+│   ├── InvalidUniqueName         400  60209  UniqueName has characters other than A-Z a-z 0-9 - _ .
+│   ├── MaxBuckets                400  60210  the rate limit has as many buckets as it may
+│   ├── BucketExists              400  60211  the rate limit has a bucket with this Interval
 │   ├── MalformedBody             400  68400  the request body could not be decoded
 │   ├── AuthenticationError       401  20003  missing or wrong credentials
 │   ├── ForbiddenError            403  20403  authenticated, but not allowed here
+│   │   └── CallbackSignatureInvalid 403 68701  a delivery receipt's signature did not verify
 │   ├── Blocked                   403         the destination may not be sent codes
 │   │   ├── DeliveryBlocked       403  60410  blocked as likely fraud
-│   │   └── GeoPermissionBlocked  403  60605  the destination's country is not allowed
+│   │   ├── GeoPermissionBlocked  403  60605  the destination's country is not allowed
+│   │   └── SmsToLandline         403  60205  the number is a landline and cannot receive SMS
 │   ├── NotFoundError             404  20404  no such resource
 │   │   └── VerificationNotPending 404 20404  the verification is approved, canceled or expired
 │   │                                         (``verification_status`` says which)
@@ -27,6 +33,7 @@ VerifyError                              every exception the client raises
 │   │   └── TooManyConcurrentRequests 60212  too many concurrent requests for this destination
 │   ├── InternalServerError       500  20500
 │   └── ServiceUnavailable        503  20503  a dependency of the server is down; retry later
+│       └── SendLimitsUnavailable     68601  the send limits cannot be checked: nothing is sent
 ├── TransportError                       no HTTP answer at all
 │   ├── Timeout                          connecting, sending or reading took too long
 │   │   └── ConnectTimeout               the connection could not be made in time
@@ -121,10 +128,34 @@ class FeatureDisabled(ApiError):
     CODE = 60204
 
 
-class SmsToLandline(ApiError):
-    """The number is a landline and cannot receive SMS."""
+class MaxRateLimits(ApiError):
+    """The service already has as many rate limits as it may have."""
 
-    CODE = 60205
+    CODE = 60207
+
+
+class RateLimitExists(ApiError):
+    """The service already has a rate limit with this ``unique_name``."""
+
+    CODE = 60208
+
+
+class InvalidUniqueName(ApiError):
+    """A rate limit's ``unique_name`` may only hold letters, digits, ``-``, ``_`` and ``.``."""
+
+    CODE = 60209
+
+
+class MaxBuckets(ApiError):
+    """The rate limit already has as many buckets as it may have."""
+
+    CODE = 60210
+
+
+class BucketExists(ApiError):
+    """The rate limit already has a bucket with this ``interval``."""
+
+    CODE = 60211
 
 
 class MalformedBody(ApiError):
@@ -150,6 +181,13 @@ class ForbiddenError(ApiError):
     STATUS = 403
 
 
+class CallbackSignatureInvalid(ForbiddenError):
+    """A delivery receipt posted to ``/v2/Callbacks/{ProviderSid}`` did not carry a valid signature
+    (seen by gateways that post receipts, not by applications)."""
+
+    CODE = 68701
+
+
 class Blocked(ApiError):
     """Codes may not be sent to this destination (fraud protection, geographic permissions)."""
 
@@ -164,6 +202,12 @@ class GeoPermissionBlocked(Blocked):
     """Sending to the destination's country is not allowed."""
 
     CODE = 60605
+
+
+class SmsToLandline(Blocked):
+    """The number is a landline and cannot receive SMS (or WhatsApp)."""
+
+    CODE = 60205
 
 
 # -- 404 - 422 ------------------------------------------------------------------------------------
@@ -248,6 +292,12 @@ class ServiceUnavailable(ApiError):
 
     CODE = 20503
     STATUS = 503
+
+
+class SendLimitsUnavailable(ServiceUnavailable):
+    """The server cannot check its send limits (Redis is down), so it sends nothing; retry later."""
+
+    CODE = 68601
 
 
 # -- no HTTP answer -------------------------------------------------------------------------------

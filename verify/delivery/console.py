@@ -1,7 +1,7 @@
-"""The ``console`` provider: development delivery to stdout and to an outbox kept in Redis.
+"""The development outbox kept in Redis for the ``console`` provider.
 
-Outbox entries are sealed with the code key, so Redis holds no readable code; ``GET /dev/outbox``
-opens them for the operator.
+Entries are sealed with the code key, so Redis holds no readable code; ``GET /dev/outbox`` opens them
+for the operator. The provider itself is ``verify.delivery.providers.console.ConsoleProvider``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 import redis
 
-from verify.delivery.messages import Message
+from verify.delivery.providers.base import OutboundMessage
+from verify.domain.clock import Clock, SystemClock
 from verify.domain.codes import CodeSealer
 from verify.runtime import Runtime
 
@@ -22,22 +23,36 @@ OUTBOX_KEY = "verify:dev:outbox"
 
 
 class DevOutbox:
-    def __init__(self, client: redis.Redis, sealer: CodeSealer, *, ttl: int, size: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        sealer: CodeSealer,
+        *,
+        ttl: int,
+        size: int,
+        clock: Clock | None = None,
+    ) -> None:
         self._redis = client
         self._sealer = sealer
         self._ttl = ttl
         self._size = size
+        self._clock = clock or SystemClock()
 
-    def append(self, message: Message, at: datetime) -> None:
-        sealed = self._sealer.seal(_aad(message.attempt_sid), message.body)
+    def append(self, message: OutboundMessage, at: datetime | None = None) -> None:
+        """Keep what an operator needs to see the message as the person got it; text and HTML sealed."""
+        at = at or self._clock.now()
         entry = {
             "to": message.to,
             "channel": message.channel,
+            "locale": message.locale,
+            "subject": message.subject,
             "verification_sid": message.verification_sid,
             "attempt_sid": message.attempt_sid,
             "date_created": at.isoformat().replace("+00:00", "Z"),
-            "sealed_body": base64.b64encode(sealed).decode(),
+            "sealed_body": self._seal("body", message.attempt_sid, message.text),
         }
+        if message.html is not None:
+            entry["sealed_html"] = self._seal("html", message.attempt_sid, message.html)
         pipe = self._redis.pipeline()
         pipe.lpush(OUTBOX_KEY, json.dumps(entry))
         pipe.ltrim(OUTBOX_KEY, 0, self._size - 1)
@@ -45,42 +60,38 @@ class DevOutbox:
         pipe.execute()
 
     def read(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first, bodies opened."""
+        """Newest first, ``body`` (the text) and ``html`` (email) opened."""
         out = []
         for raw in self._redis.lrange(OUTBOX_KEY, 0, limit - 1):
             entry = json.loads(raw)
-            sealed = base64.b64decode(entry.pop("sealed_body"))
             try:
-                entry["body"] = self._sealer.open(_aad(entry["attempt_sid"]), sealed)
+                entry["body"] = self._open("body", entry["attempt_sid"], entry.pop("sealed_body"))
+                if "sealed_html" in entry:
+                    entry["html"] = self._open(
+                        "html", entry["attempt_sid"], entry.pop("sealed_html")
+                    )
             except LookupError:
                 continue  # sealed with a key that has since been removed
             out.append(entry)
         return out
 
+    def _seal(self, part: str, attempt_sid: str, text: str) -> str:
+        return base64.b64encode(self._sealer.seal(_aad(part, attempt_sid), text)).decode()
+
+    def _open(self, part: str, attempt_sid: str, sealed: str) -> str:
+        return self._sealer.open(_aad(part, attempt_sid), base64.b64decode(sealed))
+
 
 def outbox_for(rt: Runtime) -> DevOutbox:
     limits = rt.settings.limits
-    return DevOutbox(rt.redis, rt.sealer, ttl=limits.dev_outbox_ttl, size=limits.dev_outbox_size)
+    return DevOutbox(
+        rt.redis, rt.sealer, ttl=limits.dev_outbox_ttl, size=limits.dev_outbox_size, clock=rt.clock
+    )
 
 
-def _aad(attempt_sid: str) -> str:
-    return f"outbox:{attempt_sid}"
-
-
-class ConsoleProvider:
-    """Writes each message to a stream (the terminal is the handset) and to the dev outbox."""
-
-    name = "console"
-
-    def __init__(self, outbox: DevOutbox, stream: TextIO | None = None) -> None:
-        self._outbox = outbox
-        self._stream = stream
-
-    def send(self, message: Message, at: datetime) -> None:
-        self._outbox.append(message, at)
-        if self._stream is not None:
-            print(f"[console {message.channel} -> {message.to}] {message.body}", file=self._stream)
-            self._stream.flush()
+def _aad(part: str, attempt_sid: str) -> str:
+    # The body keeps the AAD it always had, so entries written before HTML was kept still open.
+    return f"outbox:{attempt_sid}" if part == "body" else f"outbox:{part}:{attempt_sid}"
 
 
 def stdout() -> TextIO:

@@ -4,6 +4,7 @@ channels, test numbers)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -41,6 +42,8 @@ class ServiceFields:
     channels: tuple[str, ...] | None = None
     default_locale: str | None = None
     test_numbers: Mapping[str, str] | None = None
+    fallback_channels: tuple[str, ...] | None = None  # () clears the list
+    channel_timeout: int | None = None
 
 
 def _check_range(parameter: str, value: int | None, low: int, high: int) -> None:
@@ -59,15 +62,30 @@ def validate(f: ServiceFields) -> None:
         unknown = [c for c in f.channels if c not in CHANNELS]
         if unknown or not f.channels:
             raise InvalidParameter("Channels", f"a non-empty subset of {', '.join(CHANNELS)}")
+    if f.fallback_channels is not None:
+        unknown = [c for c in f.fallback_channels if c not in CHANNELS]
+        if unknown or len(set(f.fallback_channels)) != len(f.fallback_channels):
+            raise InvalidParameter(
+                "FallbackChannels",
+                f"an ordered list of distinct channels from {', '.join(CHANNELS)}",
+            )
+    _check_range("ChannelTimeout", f.channel_timeout, 5, 3_600)
     if f.default_locale is not None and not LOCALE.match(f.default_locale):
         raise InvalidParameter("DefaultLocale", "a language tag such as en, es or pt-BR")
 
 
 class ServiceRegistry:
-    def __init__(self, session: Session, clock: Clock, sealer: CodeSealer) -> None:
+    def __init__(
+        self,
+        session: Session,
+        clock: Clock,
+        sealer: CodeSealer,
+        cache: ServiceCache | None = None,
+    ) -> None:
         self._session = session
         self._clock = clock
         self._sealer = sealer
+        self._cache = cache
 
     def create(self, account_sid: str, f: ServiceFields) -> Service:
         if not f.friendly_name:
@@ -126,18 +144,24 @@ class ServiceRegistry:
             service = self._get(account_sid, sid)
             self._apply(service, f)
             service.date_updated = self._clock.now()
+        self._forget(sid)
         return service
 
     def delete(self, account_sid: str, sid: str) -> None:
         with self._session.begin():
             self._session.delete(self._get(account_sid, sid))
+        self._forget(sid)
+
+    def _forget(self, sid: str) -> None:
+        if self._cache is not None:
+            self._cache.forget(sid)
 
     def _apply(self, service: Service, f: ServiceFields) -> None:
         for field in fields(ServiceFields):
             value = getattr(f, field.name)
             if value is None or field.name == "test_numbers":
                 continue
-            if field.name == "channels":
+            if field.name in ("channels", "fallback_channels"):
                 value = ",".join(dict.fromkeys(value))
             elif field.name == "friendly_name":
                 value = value.strip()
@@ -168,3 +192,72 @@ class ServiceRegistry:
 def test_number_aad(service_sid: str, destination: str) -> str:
     """What a test number's sealed code is bound to."""
     return f"{service_sid}:{destination}"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What starting and checking a verification needs of a service: a snapshot, cheap to keep."""
+
+    sid: str
+    account_sid: str
+    friendly_name: str
+    code_length: int
+    code_ttl: int
+    max_check_attempts: int
+    max_send_attempts: int
+    channels: frozenset[str]
+    custom_code_enabled: bool
+    manual_approval_enabled: bool
+    test_numbers: Mapping[str, bytes]  # destination -> sealed code
+
+
+class ServiceCache:
+    """Service snapshots read in the last few seconds, shared by the threads of one process.
+
+    A change made through this process is seen at once (``forget``); other processes see it within
+    ``ttl`` seconds, like revoked credentials (``CredentialCache``).
+    """
+
+    def __init__(self, ttl: float = 5.0, size: int = 4096) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[str, tuple[float, ServiceConfig]] = {}
+
+    def load(self, session: Session, sid: str) -> ServiceConfig | None:
+        now = time.monotonic()
+        hit = self._entries.get(sid)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        config = _read_config(session, sid)
+        if config is not None:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[sid] = (now + self._ttl, config)
+        return config
+
+    def forget(self, sid: str) -> None:
+        self._entries.pop(sid, None)
+
+
+def _read_config(session: Session, sid: str) -> ServiceConfig | None:
+    services = Service.__table__.c
+    row = session.execute(select(Service.__table__).where(services.sid == sid)).first()
+    if row is None:
+        return None
+    numbers = TestNumber.__table__.c
+    tests = session.execute(
+        select(numbers.destination, numbers.sealed_code).where(numbers.service_sid == sid)
+    )
+    return ServiceConfig(
+        sid=row.sid,
+        account_sid=row.account_sid,
+        friendly_name=row.friendly_name,
+        code_length=row.code_length,
+        code_ttl=row.code_ttl,
+        max_check_attempts=row.max_check_attempts,
+        max_send_attempts=row.max_send_attempts,
+        channels=frozenset(row.channels.split(",")),
+        custom_code_enabled=row.custom_code_enabled,
+        manual_approval_enabled=row.manual_approval_enabled,
+        test_numbers={destination: sealed for destination, sealed in tests},
+    )

@@ -13,20 +13,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import and_, case, delete, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    case,
+    delete,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from verify.config import Limits
 from verify.domain import sids
 from verify.domain.clock import Clock
 from verify.domain.codes import CodeHasher, CodeSealer, generate_code, is_valid_code
 from verify.domain.destinations import CHANNELS, Destination, parse_any, parse_destination
-from verify.domain.services import test_number_aad
+from verify.domain.services import ServiceCache, ServiceConfig, test_number_aad
 from verify.errors import (
     ChannelDisabled,
     FeatureDisabled,
@@ -43,8 +55,7 @@ from verify.models import (
     CheckAttempt,
     DestinationFailures,
     SendAttempt,
-    Service,
-    TestNumber,
+    UTCDateTime,
     Verification,
 )
 
@@ -71,9 +82,13 @@ class StartRequest:
     custom_friendly_name: str | None = None
     amount: str | None = None
     payee: str | None = None
+    status_callback: str | None = None  # a URL for this verification's events (webhooks)
     # What the abuse controls look at: who asked, from where, and the tenant's own limit keys.
     credential_sid: str | None = None
     client_ip: str | None = None
+    # The person's device (DeviceIp) when the application says so; client_ip falls back to the
+    # caller's address, which for a server-to-server call is the application's own server.
+    device_ip: str | None = None
     risk_check: bool = True
     rate_limits: Mapping[str, str] = field(default_factory=dict)
 
@@ -170,10 +185,138 @@ def _locked(v: Verification, now: datetime) -> MaxCheckAttempts:
     )
 
 
-def _committed(v: Verification, **values: object) -> None:
-    """Record what a conditional UPDATE just wrote, without reading the row back."""
-    for name, value in values.items():
-        set_committed_value(v, name, value)
+# The hot paths speak SQL Core to the tables: rows come back as plain values and are wrapped in
+# transient (session-less) model objects for the callers, with no unit of work to flush.
+VERIFICATIONS = cast(Table, Verification.__table__)
+ATTEMPTS = cast(Table, SendAttempt.__table__)
+CHECKS = cast(Table, CheckAttempt.__table__)
+FAILURES = cast(Table, DestinationFailures.__table__)
+V = VERIFICATIONS.c
+F = FAILURES.c
+# "status = 'pending'" spelt as SQL, not as a bound parameter: PostgreSQL's cached generic plans
+# can then use the partial index on pending verifications.
+IS_PENDING = V.status == literal_column(f"'{PENDING}'")
+
+# Statements are built once, with bound parameters, so that a request only binds values to an
+# already compiled statement. Parameters are named "p_..." where a column has the same name.
+SELECT_VERIFICATION = select(VERIFICATIONS).where(V.sid == bindparam("p_sid"))
+SELECT_PENDING = select(VERIFICATIONS).where(
+    V.service_sid == bindparam("service_sid"),
+    V.destination == bindparam("destination"),
+    IS_PENDING,
+)
+# A check's target, with its destination's failure streak in the same query.
+_TARGET = select(VERIFICATIONS, F.consecutive, F.last_failure_at).outerjoin(
+    FAILURES, (F.account_sid == V.account_sid) & (F.destination == V.destination)
+)
+SELECT_TARGET_BY_SID = _TARGET.where(V.sid == bindparam("p_sid"))
+# By To: the pending verification if there is one, else the newest (its state is the answer).
+SELECT_TARGET_BY_TO = (
+    _TARGET.where(
+        V.account_sid == bindparam("account_sid"),
+        V.service_sid == bindparam("service_sid"),
+        V.destination == bindparam("destination"),
+    )
+    .order_by(IS_PENDING.desc(), V.date_created.desc())
+    .limit(1)
+)
+SELECT_ATTEMPTS = (
+    select(ATTEMPTS)
+    .where(ATTEMPTS.c.verification_sid == bindparam("p_sid"))
+    .order_by(ATTEMPTS.c.number, ATTEMPTS.c.date_created)
+)
+SELECT_DUE = (
+    select(VERIFICATIONS)
+    .where(IS_PENDING, V.expires_at <= bindparam("now", type_=UTCDateTime()))
+    .order_by(V.expires_at)
+    .limit(bindparam("batch"))
+)
+# Conditional increments: only one of N concurrent requests can pass the cap.
+CLAIM_SEND = (
+    update(VERIFICATIONS)
+    .where(V.sid == bindparam("p_sid"), IS_PENDING, V.send_attempts < bindparam("cap"))
+    .values(send_attempts=V.send_attempts + 1)
+    .returning(V.send_attempts)
+)
+COUNT_CHECK = (
+    update(VERIFICATIONS)
+    .where(
+        V.sid == bindparam("p_sid"),
+        IS_PENDING,
+        V.check_attempts < bindparam("cap"),
+        V.expires_at > bindparam("now", type_=UTCDateTime()),
+    )
+    .values(check_attempts=V.check_attempts + 1)
+    .returning(V.check_attempts)
+)
+# A check counted in one statement when nothing stands in its way (see VerificationService.check).
+_COUNTABLE = (
+    IS_PENDING,
+    V.check_attempts < bindparam("cap"),
+    V.expires_at > bindparam("now", type_=UTCDateTime()),
+    ~select(F.consecutive)
+    .where(
+        F.account_sid == V.account_sid,
+        F.destination == V.destination,
+        F.consecutive >= bindparam("budget"),
+        F.last_failure_at > bindparam("since", type_=UTCDateTime()),
+    )
+    .exists(),
+)
+_COUNT = update(VERIFICATIONS).values(check_attempts=V.check_attempts + 1).returning(VERIFICATIONS)
+COUNT_FAST_BY_SID = _COUNT.where(
+    V.sid == bindparam("p_sid"), V.service_sid == bindparam("p_service_sid"), *_COUNTABLE
+)
+COUNT_FAST_BY_TO = _COUNT.where(
+    V.account_sid == bindparam("p_account_sid"),
+    V.service_sid == bindparam("p_service_sid"),
+    V.destination == bindparam("p_destination"),
+    *_COUNTABLE,
+)
+TRANSITION = update(VERIFICATIONS).where(V.sid == bindparam("p_sid"), IS_PENDING)
+INSERT_CHECK = insert(CHECKS)
+CLEAR_FAILURES = delete(FAILURES).where(
+    F.account_sid == bindparam("account_sid"), F.destination == bindparam("destination")
+)
+
+
+def _upsert_failure(dialect: str) -> Any:
+    """One more consecutive failure for a destination; a streak older than ``cutoff`` starts over."""
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_(FAILURES)
+    return stmt.on_conflict_do_update(
+        index_elements=[F.account_sid, F.destination],
+        set_={
+            "consecutive": case(
+                (F.last_failure_at <= bindparam("cutoff", type_=UTCDateTime()), 1),
+                else_=F.consecutive + 1,
+            ),
+            "last_failure_at": stmt.excluded.last_failure_at,
+        },
+    )
+
+
+UPSERT_FAILURE = {dialect: _upsert_failure(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def _insert_unless_pending(dialect: str) -> Any:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert_(VERIFICATIONS)
+        .on_conflict_do_nothing(
+            # The partial unique index's predicate, spelt as a literal so PostgreSQL can infer it.
+            index_elements=[V.service_sid, V.destination],
+            index_where=text(f"status = '{PENDING}'"),
+        )
+        .returning(V.sid)
+    )
+
+
+INSERT_UNLESS_PENDING = {d: _insert_unless_pending(d) for d in ("postgresql", "sqlite")}
+
+
+def _verification(row: Row[Any]) -> Verification:
+    return Verification(**{c.name: row._mapping[c.name] for c in VERIFICATIONS.c})
 
 
 class VerificationService:
@@ -187,6 +330,7 @@ class VerificationService:
         dispatcher: Dispatcher,
         limits: Limits,
         gate: SendGate | None = None,
+        services: ServiceCache | None = None,
     ) -> None:
         self._session = session
         self._clock = clock
@@ -195,6 +339,7 @@ class VerificationService:
         self._dispatcher = dispatcher
         self._limits = limits
         self._gate = gate or OpenGate()
+        self._services = services or ServiceCache(ttl=0)
 
     # -- start / resend -------------------------------------------------------------------------
 
@@ -207,9 +352,10 @@ class VerificationService:
         try:
             outcome, attempt = self._start(account_sid, service_sid, destination, req)
         except IntegrityError:
-            # Another request created the pending verification between our read and our insert:
-            # what we are doing is now a resend of it.
+            # Another request created the pending verification between our read and our insert
+            # (what we are doing is now a resend of it), or the service was just deleted.
             self._session.rollback()
+            self._services.forget(service_sid)
             outcome, attempt = self._start(account_sid, service_sid, destination, req)
         if attempt.status == "queued":
             self._dispatcher.dispatch(attempt.sid)
@@ -223,40 +369,47 @@ class VerificationService:
         retry_after = None
         with self._session.begin():
             service = self._service(account_sid, service_sid)
-            if req.channel not in service.channels.split(","):
+            if req.channel not in service.channels:
                 raise ChannelDisabled(f"The {req.channel} channel is not enabled on this service")
             if req.custom_code is not None and not service.custom_code_enabled:
                 raise FeatureDisabled("CustomCode is not enabled on this service")
             now = self._clock.now()
-            v = self._pending_for(service_sid, destination.value, now)
-            created = v is None
-            test_code = self._test_code(service.sid, destination.value) if created else None
-            is_test = test_code is not None if v is None else v.is_test
+            test_code = self._test_code(service, destination.value)
             # Test numbers cost nothing and reach nobody: they are never screened.
             screening = (
                 Screening()
-                if is_test
+                if test_code is not None
                 else self._gate.screen(
-                    SendContext(
-                        account_sid,
-                        service_sid,
-                        destination,
-                        req.channel,
-                        req,
-                        v.sid if v else None,
-                    )
+                    SendContext(account_sid, service_sid, destination, req.channel, req, None)
                 )
             )
-            if v is None:
-                v = self._create(service, destination, req, now, test_code, screening)
-            elif screening.block is not None:
-                pass  # a blocked resend is recorded but not counted against the send cap
-            elif not self._claim_send(v, service, now):
+            fresh = self._new(service, destination, req, now, test_code, screening)
+            # Most starts are for a destination with nothing pending: one INSERT that does nothing
+            # when a pending verification exists, and only then the resend path. (A blocked send
+            # is not pending, so the INSERT cannot tell: look first.)
+            pending = None
+            if screening.block is not None or not self._insert_unless_pending(fresh):
+                pending = self._pending_for(service_sid, destination.value, now)
+                if pending is None:  # nothing pending, or the pending one had just expired
+                    self._insert(VERIFICATIONS, fresh)
+            v = pending or fresh
+            created = v is fresh
+            events = (
+                [outbox.verification_row(f"verification.{v.status}", v, now)] if created else []
+            )
+            # A resend counts against the send cap; a blocked one is recorded but not counted.
+            if (
+                not created
+                and screening.block is None
+                and not self._claim_send(v, service, req.channel, now)
+            ):
                 retry_after = max(1, int((v.expires_at - now).total_seconds()))
-            else:
-                v.channel = req.channel
             if retry_after is None:
                 attempt = self._add_attempt(v, req.channel, now, screening)
+                if attempt.status == "queued":
+                    events.append(outbox.message_row("message.queued", attempt, v.destination, now))
+                if events:
+                    outbox.write(self._session, *events)
                 self._gate.record(self._session, screening, v, attempt, now)
                 attempts = [attempt] if created else self._attempts(v.sid)
         if retry_after is not None:
@@ -266,19 +419,20 @@ class VerificationService:
             )
         return Outcome(v, attempts, block=screening.block), attempt
 
-    def _create(
+    def _new(
         self,
-        service: Service,
+        service: ServiceConfig,
         destination: Destination,
         req: StartRequest,
         now: datetime,
         test_code: str | None,
         screening: Screening,
     ) -> Verification:
+        """A new verification, not yet written."""
         sid = sids.new_sid(sids.VERIFICATION)
         blocked = screening.block is not None
         code = test_code or req.custom_code or generate_code(service.code_length)
-        v = Verification(
+        return Verification(
             sid=sid,
             account_sid=service.account_sid,
             service_sid=service.sid,
@@ -297,32 +451,32 @@ class VerificationService:
             custom_friendly_name=req.custom_friendly_name,
             amount=req.amount,
             payee=req.payee,
+            status_callback=req.status_callback,
             expires_at=now + timedelta(seconds=service.code_ttl),
             date_created=now,
             date_updated=now,
         )
-        self._session.add(v)
-        self._session.flush()  # the row first: attempts reference it, and no relationship orders them
-        outbox.verification_event(self._session, f"verification.{v.status}", v, now)
-        return v
 
-    def _claim_send(self, v: Verification, service: Service, now: datetime) -> bool:
+    def _insert_unless_pending(self, v: Verification) -> bool:
+        """INSERT ``v`` unless its destination has a pending verification on the service."""
+        conn = self._conn()
+        stmt = INSERT_UNLESS_PENDING[conn.dialect.name]
+        return conn.execute(stmt, self._values(VERIFICATIONS, v)).first() is not None
+
+    def _claim_send(
+        self, v: Verification, service: ServiceConfig, channel: str, now: datetime
+    ) -> bool:
         """Count one more send on ``v`` if its cap allows; atomic across concurrent requests."""
-        result = self._session.execute(
-            update(Verification)
-            .where(
-                Verification.sid == v.sid,
-                Verification.status == PENDING,
-                Verification.send_attempts < service.max_send_attempts,
-            )
-            .values(send_attempts=Verification.send_attempts + 1, date_updated=now)
-            .returning(Verification.send_attempts)
-            .execution_options(synchronize_session=False)
-        )
-        sends = result.scalar_one_or_none()
+        params = {
+            "p_sid": v.sid,
+            "cap": service.max_send_attempts,
+            "channel": channel,
+            "date_updated": now,
+        }
+        sends = self._conn().execute(CLAIM_SEND, params).scalar_one_or_none()
         if sends is None:
             return False
-        _committed(v, send_attempts=sends, date_updated=now)
+        v.send_attempts, v.channel, v.date_updated = sends, channel, now
         return True
 
     def _add_attempt(
@@ -343,20 +497,14 @@ class VerificationService:
             date_created=now,
             date_updated=now,
         )
-        self._session.add(attempt)
-        if status == "queued":
-            outbox.message_event(self._session, "message.queued", attempt, v.destination, now)
+        self._insert(ATTEMPTS, attempt)
         return attempt
 
-    def _test_code(self, service_sid: str, destination: str) -> str | None:
-        row = self._session.scalar(
-            select(TestNumber).where(
-                TestNumber.service_sid == service_sid, TestNumber.destination == destination
-            )
-        )
-        if row is None:
+    def _test_code(self, service: ServiceConfig, destination: str) -> str | None:
+        sealed = service.test_numbers.get(destination)
+        if sealed is None:
             return None
-        return self._sealer.open(test_number_aad(service_sid, destination), row.sealed_code)
+        return self._sealer.open(test_number_aad(service.sid, destination), sealed)
 
     # -- check ----------------------------------------------------------------------------------
 
@@ -380,16 +528,22 @@ class VerificationService:
         with self._session.begin():
             service = self._service(account_sid, service_sid)
             now = self._clock.now()
-            v = self._target(service_sid, destination, verification_sid, now)
-            failure = self._refusal(v, service, now)
+            # The usual case takes one statement: a pending, unexpired verification with guesses
+            # left, on a destination within its failure budget. Anything else takes the long way,
+            # which finds out why, and still counts the attempt before comparing.
+            v = self._count_fast(service, destination, verification_sid, now)
+            counted, failure = v is not None, None
+            if v is None:
+                v, streak = self._target(account_sid, service_sid, destination, verification_sid)
+                failure = self._refusal(v, streak, now)
+                counted = failure is None and self._count(v, service, now)
             if failure is None:
-                valid = self._compare(v, service, code, now)
+                valid = counted and self._judge(v, service, code, now)
                 if v.status == MAX_ATTEMPTS:
                     failure = _locked(v, now)
                 elif not valid and v.status != PENDING:
-                    failure = VerificationNotPending(
-                        v.sid, v.status
-                    )  # lost a race to another check
+                    # lost a race to another check
+                    failure = VerificationNotPending(v.sid, v.status)
                 else:
                     outcome = Outcome(v, [], valid=valid)  # a check answer lists no attempts
         if failure is not None:
@@ -399,35 +553,32 @@ class VerificationService:
         return outcome
 
     def _target(
-        self, service_sid: str, destination: str | None, sid: str | None, now: datetime
-    ) -> Verification:
+        self, account_sid: str, service_sid: str, destination: str | None, sid: str | None
+    ) -> tuple[Verification, Row[Any] | None]:
+        """The verification a check is for, with its destination's failure streak."""
         if sid:
-            v = self._session.get(Verification, sid)
-            if v is None or v.service_sid != service_sid:
+            row = self._conn().execute(SELECT_TARGET_BY_SID, {"p_sid": sid}).first()
+            if row is None or row.service_sid != service_sid:
                 raise NotFound(f"The requested resource {sid} was not found")
-            return v
-        assert destination is not None
-        v = self._pending_for(service_sid, destination, now)
-        if v is not None:
-            return v
-        latest = self._session.scalar(
-            select(Verification)
-            .where(Verification.service_sid == service_sid, Verification.destination == destination)
-            .order_by(Verification.date_created.desc())
-            .limit(1)
-        )
-        if latest is None:
-            raise NotFound("No pending verification found for this destination")
-        return latest
+        else:
+            params = {
+                "account_sid": account_sid,
+                "service_sid": service_sid,
+                "destination": destination,
+            }
+            row = self._conn().execute(SELECT_TARGET_BY_TO, params).first()
+            if row is None:
+                raise NotFound("No pending verification found for this destination")
+        return _verification(row), row
 
-    def _refusal(self, v: Verification, service: Service, now: datetime) -> Exception | None:
+    def _refusal(self, v: Verification, streak: Row[Any] | None, now: datetime) -> Exception | None:
         """Why this check cannot be compared at all (recorded state changes still commit)."""
         self._expire_if_due(v, now)
         if v.status == MAX_ATTEMPTS:
             return _locked(v, now)
         if v.status != PENDING:
             return VerificationNotPending(v.sid, v.status)
-        if self._budget_exhausted(v, now):
+        if self._budget_exhausted(streak, now):
             self._record_check(v, "budget_exhausted", now)
             return MaxCheckAttempts(
                 "Too many failed checks for this destination; try again later",
@@ -436,36 +587,54 @@ class VerificationService:
             )
         return None
 
-    def _compare(self, v: Verification, service: Service, code: str, now: datetime) -> bool:
-        # Count the attempt before comparing: a conditional increment that only one of N concurrent
-        # checks can perform past the cap.
-        counted = self._session.execute(
-            update(Verification)
-            .where(
-                Verification.sid == v.sid,
-                Verification.status == PENDING,
-                Verification.check_attempts < service.max_check_attempts,
-                Verification.expires_at > now,
-            )
-            .values(check_attempts=Verification.check_attempts + 1, date_updated=now)
-            .returning(Verification.check_attempts)
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
-        if counted is not None:
-            _committed(v, check_attempts=counted, date_updated=now)
+    def _count_fast(
+        self, service: ServiceConfig, destination: str | None, sid: str | None, now: datetime
+    ) -> Verification | None:
+        """Count a check on the target if nothing stands in its way; the counted row, or None."""
+        window = timedelta(seconds=self._limits.destination_failure_window)
+        params = {
+            "p_service_sid": service.sid,
+            "cap": service.max_check_attempts,
+            "now": now,
+            "budget": self._limits.destination_failure_budget,
+            "since": now - window,
+            "date_updated": now,
+        }
+        if sid:
+            params["p_sid"] = sid
+            stmt = COUNT_FAST_BY_SID
         else:
-            self._session.refresh(v)
+            params["p_account_sid"] = service.account_sid
+            params["p_destination"] = destination
+            stmt = COUNT_FAST_BY_TO
+        row = self._conn().execute(stmt, params).first()
+        return None if row is None else _verification(row)
+
+    def _count(self, v: Verification, service: ServiceConfig, now: datetime) -> bool:
+        """Count the attempt before comparing: a conditional increment that only one of N
+        concurrent checks can perform past the cap. False (and locked) if none are left."""
+        params = {
+            "p_sid": v.sid,
+            "cap": service.max_check_attempts,
+            "now": now,
+            "date_updated": now,
+        }
+        counted = self._conn().execute(COUNT_CHECK, params).scalar_one_or_none()
+        if counted is None:
+            self._reload(v)
             if v.status == PENDING:
                 self._transition(v, MAX_ATTEMPTS, now)
             return False
+        v.check_attempts, v.date_updated = counted, now
+        return True
+
+    def _judge(self, v: Verification, service: ServiceConfig, code: str, now: datetime) -> bool:
+        """Compare a counted check's code and record the result."""
         if self._hasher.verify(v.sid, code, v.code_hash):
             if self._transition(v, APPROVED, now):
                 self._record_check(v, "approved", now)
-                self._session.execute(
-                    delete(DestinationFailures).where(
-                        DestinationFailures.account_sid == v.account_sid,
-                        DestinationFailures.destination == v.destination,
-                    )
+                self._conn().execute(
+                    CLEAR_FAILURES, {"account_sid": v.account_sid, "destination": v.destination}
                 )
                 return True
             return False
@@ -475,46 +644,36 @@ class VerificationService:
             self._transition(v, MAX_ATTEMPTS, now)
         return False
 
-    def _budget_exhausted(self, v: Verification, now: datetime) -> bool:
-        row = self._session.get(DestinationFailures, (v.account_sid, v.destination))
-        if row is None:
+    def _budget_exhausted(self, streak: Row[Any] | None, now: datetime) -> bool:
+        if streak is None or streak.consecutive is None:
             return False
         window = timedelta(seconds=self._limits.destination_failure_window)
-        return (
-            row.consecutive >= self._limits.destination_failure_budget
-            and row.last_failure_at > now - window
+        return bool(
+            streak.consecutive >= self._limits.destination_failure_budget
+            and streak.last_failure_at > now - window
         )
 
     def _count_destination_failure(self, v: Verification, now: datetime) -> None:
         """One more consecutive failure for the destination; an old streak starts over."""
-        cutoff = now - timedelta(seconds=self._limits.destination_failure_window)
-        dialect = self._session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        table = DestinationFailures
-        stmt = insert(table).values(
-            account_sid=v.account_sid, destination=v.destination, consecutive=1, last_failure_at=now
-        )
-        self._session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[table.account_sid, table.destination],
-                set_={
-                    "consecutive": case(
-                        (table.last_failure_at <= cutoff, 1), else_=table.consecutive + 1
-                    ),
-                    "last_failure_at": now,
-                },
-            )
-        )
+        conn = self._conn()
+        window = timedelta(seconds=self._limits.destination_failure_window)
+        values = {
+            "account_sid": v.account_sid,
+            "destination": v.destination,
+            "consecutive": 1,
+            "last_failure_at": now,
+            "cutoff": now - window,
+        }
+        conn.execute(UPSERT_FAILURE[conn.dialect.name], values)
 
     def _record_check(self, v: Verification, outcome: str, now: datetime) -> None:
-        self._session.add(
-            CheckAttempt(
-                verification_sid=v.sid,
-                account_sid=v.account_sid,
-                outcome=outcome,
-                date_created=now,
-            )
-        )
+        values = {
+            "verification_sid": v.sid,
+            "account_sid": v.account_sid,
+            "outcome": outcome,
+            "date_created": now,
+        }
+        self._conn().execute(INSERT_CHECK, values)
 
     # -- fetch, cancel, approve -------------------------------------------------------------------
 
@@ -552,13 +711,8 @@ class VerificationService:
         """Move pending verifications past their TTL to ``expired`` (the periodic sweep)."""
         with self._session.begin():
             now = self._clock.now()
-            due = self._session.scalars(
-                select(Verification)
-                .where(Verification.status == PENDING, Verification.expires_at <= now)
-                .order_by(Verification.expires_at)
-                .limit(batch)
-            ).all()
-            return sum(self._transition(v, EXPIRED, now) for v in due)
+            due = self._conn().execute(SELECT_DUE, {"now": now, "batch": batch})
+            return sum(self._transition(_verification(row), EXPIRED, now) for row in due.all())
 
     def _expire_if_due(self, v: Verification, now: datetime) -> None:
         if v.status == PENDING and v.expires_at <= now:
@@ -566,55 +720,66 @@ class VerificationService:
 
     # -- shared ---------------------------------------------------------------------------------
 
+    def _conn(self) -> Connection:
+        return self._session.connection()
+
+    def _insert(self, table: Table, obj: Verification | SendAttempt) -> None:
+        self._conn().execute(insert(table), self._values(table, obj))
+
+    @staticmethod
+    def _values(table: Table, obj: Verification | SendAttempt) -> dict[str, Any]:
+        """The row ``obj`` describes; columns it leaves unset take their scalar default, which
+        ``obj`` then shows too."""
+        values = {}
+        for column in table.c:
+            if column.name in obj.__dict__:
+                values[column.name] = obj.__dict__[column.name]
+            elif isinstance(column.default, ScalarElementColumnDefault):
+                values[column.name] = column.default.arg
+                setattr(obj, column.name, column.default.arg)
+        return values
+
+    def _reload(self, v: Verification) -> None:
+        row = self._conn().execute(SELECT_VERIFICATION, {"p_sid": v.sid}).one()
+        for name, value in row._mapping.items():
+            setattr(v, name, value)
+
     def _transition(self, v: Verification, status: str, now: datetime) -> bool:
         """pending -> ``status`` if still pending; writes the event. False if someone else won."""
-        result = self._session.execute(
-            update(Verification)
-            .where(Verification.sid == v.sid, Verification.status == PENDING)
-            .values(status=status, date_updated=now)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            self._session.refresh(v)
+        params = {"p_sid": v.sid, "status": status, "date_updated": now}
+        result = self._conn().execute(TRANSITION, params)
+        if result.rowcount != 1:
+            self._reload(v)
             return False
-        _committed(v, status=status, date_updated=now)
+        v.status, v.date_updated = status, now
         outbox.verification_event(self._session, f"verification.{status}", v, now)
         return True
 
-    def _service(self, account_sid: str, service_sid: str) -> Service:
-        service = self._session.get(Service, service_sid)
+    def _service(self, account_sid: str, service_sid: str) -> ServiceConfig:
+        service = self._services.load(self._session, service_sid)
         if service is None or service.account_sid != account_sid:
             raise NotFound(f"The requested resource /Services/{service_sid} was not found")
         return service
 
     def _verification(self, service_sid: str, sid: str) -> Verification:
-        v = self._session.get(Verification, sid)
-        if v is None or v.service_sid != service_sid:
+        row = self._conn().execute(SELECT_VERIFICATION, {"p_sid": sid}).first()
+        if row is None or row.service_sid != service_sid:
             raise NotFound(f"The requested resource {sid} was not found")
-        return v
+        return _verification(row)
 
     def _pending_for(
         self, service_sid: str, destination: str, now: datetime
     ) -> Verification | None:
-        v = self._session.scalar(
-            select(Verification).where(
-                and_(
-                    Verification.service_sid == service_sid,
-                    Verification.destination == destination,
-                    Verification.status == PENDING,
-                )
-            )
-        )
-        if v is not None and v.expires_at <= now:
+        params = {"service_sid": service_sid, "destination": destination}
+        row = self._conn().execute(SELECT_PENDING, params).first()
+        if row is None:
+            return None
+        v = _verification(row)
+        if v.expires_at <= now:
             self._transition(v, EXPIRED, now)
             return None
         return v
 
     def _attempts(self, verification_sid: str) -> list[SendAttempt]:
-        return list(
-            self._session.scalars(
-                select(SendAttempt)
-                .where(SendAttempt.verification_sid == verification_sid)
-                .order_by(SendAttempt.number)
-            )
-        )
+        rows = self._conn().execute(SELECT_ATTEMPTS, {"p_sid": verification_sid})
+        return [SendAttempt(**row._mapping) for row in rows]

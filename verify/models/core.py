@@ -106,6 +106,10 @@ class Service(Base):
     max_send_attempts: Mapped[int] = mapped_column(Integer, default=5)
     channels: Mapped[str] = mapped_column(String(64), default="sms,call,email,whatsapp")
     default_locale: Mapped[str | None] = mapped_column(String(16))
+    # Channel fallback (delivery): the channels to try next, in order, and how long to wait for a
+    # delivery receipt or a check before trying the next one.
+    fallback_channels: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    channel_timeout: Mapped[int] = mapped_column(Integer, default=60, server_default=text("60"))
     date_created: Mapped[datetime]
     date_updated: Mapped[datetime]
 
@@ -161,6 +165,8 @@ class Verification(Base):
     custom_friendly_name: Mapped[str | None] = mapped_column(String(64))
     amount: Mapped[str | None] = mapped_column(String(64))
     payee: Mapped[str | None] = mapped_column(String(64))
+    # A URL that gets this verification's events (webhooks, issue 5); checked by the SSRF guard.
+    status_callback: Mapped[str | None] = mapped_column(String(2048))
     expires_at: Mapped[datetime]
     date_created: Mapped[datetime]
     date_updated: Mapped[datetime]
@@ -177,15 +183,30 @@ class SendAttempt(Base):
     service_sid: Mapped[str] = mapped_column(String(34))
     number: Mapped[int] = mapped_column(Integer)  # 1, 2, ... within its verification
     channel: Mapped[str] = mapped_column(String(16))
-    # queued -> sent | failed; "test" for test numbers (never sent); "canceled" if the verification
-    # ended before the worker reached it.
+    # queued -> sending -> sent -> delivered | undelivered | failed; "test" for test numbers (never
+    # sent); "canceled" if the verification ended before the worker reached it; "blocked" by the
+    # abuse controls. See docs/delivery.md.
     status: Mapped[str] = mapped_column(String(16))
     provider: Mapped[str | None] = mapped_column(String(32))
     reason_code: Mapped[str | None] = mapped_column(String(64))
     date_created: Mapped[datetime]
     date_updated: Mapped[datetime]
+    # Delivery pipeline (verify/delivery): which provider took it and under what id, the provider's
+    # own code (internal only), retries of the same provider, and the attempt this one replaces
+    # (failover to the next provider, or fallback to the next channel).
+    provider_sid: Mapped[str | None] = mapped_column(String(34))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    raw_code: Mapped[str | None] = mapped_column(String(64))
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    retry_at: Mapped[datetime | None]
+    replaces_sid: Mapped[str | None] = mapped_column(String(34))
+    delivered_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_send_attempts_status_created", "status", "date_created"),)
+    __table_args__ = (
+        Index("ix_send_attempts_status_created", "status", "date_created"),
+        Index("ix_send_attempts_provider_message", "provider_sid", "provider_message_id"),
+        Index("uq_send_attempts_replaces_sid", "replaces_sid", unique=True),
+    )
 
 
 class CheckAttempt(Base):

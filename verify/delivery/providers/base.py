@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 
 class Outcome(StrEnum):
@@ -25,7 +25,13 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class OutboundMessage:
     """What to send. ``text`` is the SMS/WhatsApp body, the email's text part, or the words a call
-    speaks; ``speech`` is the provider-neutral voice script (SSML-free segments and pauses)."""
+    speaks; ``speech`` is the provider-neutral voice script (SSML-free segments and pauses).
+
+    ``speech`` segments are spoken in order with a short pause after each (the digits are one segment
+    each). With ``dtmf_required``, ``speech[0]`` is the prompt played while waiting for a key, and the
+    rest is spoken once a key is pressed: the provider fetches it from ``voice_continue_url`` (a
+    call's inline script cannot branch on a key press by itself).
+    """
 
     to: str
     channel: str  # sms | call | email | whatsapp
@@ -38,6 +44,7 @@ class OutboundMessage:
     speech: tuple[str, ...] = ()  # call: the sentences to say, in order
     dtmf_required: bool = False  # call: wait for a key press before speaking
     status_callback: str | None = None  # where the provider should post delivery receipts
+    voice_continue_url: str | None = None  # call + dtmf_required: serves the script after the key
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class ReceiptRequest:
 @dataclass(frozen=True)
 class Receipt:
     provider_message_id: str
-    status: str  # sent | delivered | undelivered | failed
+    status: str  # queued | sending | sent | delivered | undelivered | failed
     reason: str | None = None
     raw_code: str | None = None
     at: datetime | None = None  # when the provider says it happened, if it says
@@ -82,4 +89,18 @@ class Provider(Protocol):
 
     def parse_receipt(self, request: ReceiptRequest) -> list[Receipt]:
         """Verify the request's signature (raise InvalidSignature) and return its receipts."""
+        ...
+
+
+@runtime_checkable
+class VoiceContinuation(Protocol):
+    """A voice adapter whose DTMF-first calls fetch the rest of their script from
+    ``OutboundMessage.voice_continue_url`` once a key is pressed."""
+
+    def voice_request(self, request: ReceiptRequest) -> str | None:
+        """Verify the request's signature (raise InvalidSignature); the keys pressed, or None."""
+        ...
+
+    def voice_answer(self, message: OutboundMessage | None) -> tuple[str, bytes]:
+        """(content type, body) that speaks ``message`` after the prompt, or hangs up (None)."""
         ...

@@ -1,0 +1,242 @@
+"""/v2/Providers: CRUD, write-only credentials sealed at rest, validation naming the field, and the
+YAML loader of the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from sqlalchemy import select
+
+from tests.conftest import ApiClient, make_tenant
+from verify.cli import providers_export, providers_load
+from verify.models.delivery import Provider
+
+SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQ="  # base64 of 21 bytes
+TOKEN = "tok_" + "9" * 28
+
+
+def create(api: ApiClient, **overrides) -> object:
+    data = {
+        "Type": "twilio",
+        "FriendlyName": "Twilio US",
+        "Channels": "sms,call",
+        "Countries": "US,CA",
+        "Priority": 5,
+        "Config": json.dumps({"account_sid": "AC" + "a" * 32, "from": "+14155550100"}),
+        "Credentials": json.dumps({"auth_token": TOKEN}),
+        **overrides,
+    }
+    return api.post("/v2/Providers", data)
+
+
+def test_create_shows_which_credentials_are_set_never_their_values(api, runtime):
+    """The answer lists credential keys; no response and no column holds the token in clear."""
+    r = create(api)
+    assert r.status_code == 201, r.json
+    body = r.json
+    assert body["credentials_set"] == ["auth_token"]
+    assert (body["type"], body["channels"], body["countries"], body["priority"]) == (
+        "twilio",
+        ["sms", "call"],
+        ["US", "CA"],
+        5,
+    )
+    assert body["callback_url"].endswith(f"/v2/Callbacks/{body['sid']}")
+    assert TOKEN not in r.get_data(as_text=True)
+    fetched = api.get(f"/v2/Providers/{body['sid']}")
+    assert TOKEN not in fetched.get_data(as_text=True)
+    with runtime.sessions() as s:
+        row = s.get(Provider, body["sid"])
+        assert TOKEN.encode() not in row.sealed_credentials
+        assert runtime.sealer.open(row.sid, row.sealed_credentials) == json.dumps(
+            {"auth_token": TOKEN}
+        )
+
+
+def test_list_update_delete(api):
+    """Providers list in routing order; an update keeps unspecified fields; delete is 204 then 404."""
+    low = create(api, FriendlyName="B", Priority=1).json
+    high = create(api, FriendlyName="A", Priority=9).json
+    assert [p["sid"] for p in api.get("/v2/Providers").json["providers"]] == [
+        low["sid"],
+        high["sid"],
+    ]
+    r = api.post(f"/v2/Providers/{high['sid']}", {"Priority": 0, "Enabled": "false"})
+    assert (r.json["priority"], r.json["enabled"], r.json["credentials_set"]) == (
+        0,
+        False,
+        ["auth_token"],
+    )
+    assert api.delete(f"/v2/Providers/{high['sid']}").status_code == 204
+    assert api.get(f"/v2/Providers/{high['sid']}").status_code == 404
+
+
+def test_credentials_are_replaced_and_sealed_to_the_provider(api, runtime):
+    """New credentials replace the old ones; a box copied to another provider does not open."""
+    one = create(api, FriendlyName="One").json
+    two = create(api, FriendlyName="Two").json
+    api.post(f"/v2/Providers/{one['sid']}", {"Credentials": json.dumps({"auth_token": "new"})})
+    with runtime.sessions() as s:
+        a, b = s.get(Provider, one["sid"]), s.get(Provider, two["sid"])
+        assert json.loads(runtime.sealer.open(a.sid, a.sealed_credentials)) == {"auth_token": "new"}
+        try:
+            runtime.sealer.open(b.sid, a.sealed_credentials)
+        except LookupError:
+            pass
+        else:
+            raise AssertionError("credentials opened under another provider's sid")
+
+
+@__import__("pytest").mark.parametrize(
+    ("overrides", "parameter"),
+    [
+        ({"Type": "carrier-pigeon"}, "Type"),
+        ({"Channels": "email"}, "Channels"),
+        ({"Countries": "USA"}, "Countries"),
+        ({"Priority": 5000}, "Priority"),
+        ({"Config": json.dumps({"from": "+14155550100"})}, "Config.account_sid"),
+        ({"Credentials": json.dumps({})}, "Credentials.auth_token"),
+        ({"Config": "not json"}, "Config"),
+    ],
+)
+def test_invalid_settings_name_the_parameter(api, overrides, parameter):
+    """Every invalid setting is 400 / 60200 naming the parameter (never quoting a secret)."""
+    r = create(api, **overrides)
+    assert (r.status_code, r.json["code"], r.json["parameter"]) == (400, 60200, parameter)
+
+
+def test_another_accounts_provider_is_404(api, app, runtime):
+    """Providers are scoped to the account."""
+    sid = create(api).json["sid"]
+    other = ApiClient(app, make_tenant(runtime, "Other"))
+    assert other.get(f"/v2/Providers/{sid}").status_code == 404
+    assert other.delete(f"/v2/Providers/{sid}").status_code == 404
+    assert other.get("/v2/Providers").json["providers"] == []
+
+
+def test_yaml_load_creates_updates_and_exports_without_credentials(app, api, runtime, tmp_path):
+    """`verify providers load` upserts by name; `export` gives the file back without secrets."""
+    document = {
+        "account": api.tenant.account_sid,
+        "providers": [
+            {
+                "friendly_name": "Gateway",
+                "type": "http",
+                "channels": ["sms", "whatsapp"],
+                "priority": 3,
+                "config": {"url": "https://gateway.example/send"},
+                "credentials": {"secret": SECRET},
+            }
+        ],
+    }
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump(document))
+    runner = app.test_cli_runner()
+    result = runner.invoke(providers_load, [str(path)])
+    assert result.exit_code == 0, result.output
+    [listed] = api.get("/v2/Providers").json["providers"]
+    assert (listed["friendly_name"], listed["priority"], listed["credentials_set"]) == (
+        "Gateway",
+        3,
+        ["secret"],
+    )
+
+    document["providers"][0]["priority"] = 7
+    del document["providers"][0]["credentials"]  # kept as they are
+    path.write_text(yaml.safe_dump(document))
+    assert runner.invoke(providers_load, [str(path)]).exit_code == 0
+    [listed] = api.get("/v2/Providers").json["providers"]
+    assert (listed["sid"], listed["priority"], listed["credentials_set"]) == (
+        listed["sid"],
+        7,
+        ["secret"],
+    )
+
+    exported = runner.invoke(providers_export, [api.tenant.account_sid])
+    assert exported.exit_code == 0
+    assert SECRET not in exported.output
+    assert yaml.safe_load(exported.output)["providers"][0]["config"] == {
+        "url": "https://gateway.example/send"
+    }
+    with runtime.sessions() as s:
+        assert len(s.scalars(select(Provider)).all()) == 1
+
+
+def test_yaml_load_refuses_an_invalid_file_and_changes_nothing(app, api, tmp_path):
+    """A bad entry names the field, and nothing of the file is applied."""
+    path = tmp_path / "providers.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "account": api.tenant.account_sid,
+                "providers": [
+                    {
+                        "friendly_name": "Ok",
+                        "type": "http",
+                        "config": {"url": "https://x.example"},
+                        "credentials": {"secret": SECRET},
+                    },
+                    {"friendly_name": "Bad", "type": "http", "config": {}},
+                ],
+            }
+        )
+    )
+    result = app.test_cli_runner().invoke(providers_load, [str(path)])
+    assert result.exit_code != 0
+    assert "Config.url" in result.output
+    assert api.get("/v2/Providers").json["providers"] == []
+
+
+@__import__("pytest").mark.parametrize(
+    ("type_", "config", "parameter"),
+    [
+        ("http", {"url": "http://127.0.0.1:8080/send"}, "Config.url"),
+        ("http", {"url": "http://169.254.169.254/latest"}, "Config.url"),
+        (
+            "twilio",
+            {"account_sid": "AC" + "a" * 32, "from": "+14155550100", "base_url": "http://10.1.2.3"},
+            "Config.base_url",
+        ),
+        (
+            "vonage",
+            {"api_key": "k", "from": "Acme", "sms_url": "http://[::1]:80"},
+            "Config.sms_url",
+        ),
+    ],
+)
+def test_provider_urls_pass_the_ssrf_guard(api, type_, config, parameter):
+    """A tenant's provider URL leading to a private, loopback or metadata address is refused."""
+    credentials = {
+        "http": {"secret": SECRET},
+        "twilio": {"auth_token": TOKEN},
+        "vonage": {"api_secret": "s"},
+    }[type_]
+    r = create(
+        api,
+        Type=type_,
+        Channels="sms",
+        Config=json.dumps(config),
+        Credentials=json.dumps(credentials),
+    )
+    assert (r.status_code, r.json["code"], r.json["parameter"]) == (400, 60200, parameter)
+    assert "address" in r.json["detail"]
+
+
+def test_the_operator_allowlist_admits_a_private_gateway(runtime, settings):
+    """With VERIFY_WEBHOOK_ALLOW_NETWORKS covering it, a gateway on a private network is accepted."""
+    from dataclasses import replace
+
+    from verify.app import create_app
+
+    allowed = replace(settings, webhook_allow_networks=("10.0.0.0/8",))
+    app = create_app(allowed, runtime=replace(runtime, settings=allowed))
+    api = ApiClient(app, make_tenant(runtime))
+    r = create(
+        api,
+        Type="http",
+        Channels="sms",
+        Config=json.dumps({"url": "http://10.1.2.3/send"}),
+        Credentials=json.dumps({"secret": SECRET}),
+    )
+    assert r.status_code == 201, r.json

@@ -1,0 +1,175 @@
+"""Delivery receipts: what a provider reports after it accepted a message.
+
+Each receipt is checked by its provider's adapter (signature), stored once (an exact duplicate is
+dropped by a unique index and changes nothing), and applied to its attempt only if it moves the
+attempt forward: queued -> sending -> sent -> delivered | undelivered | failed. A late ``sent`` never
+overrides ``delivered``; the first final state wins. A receipt that arrives before the worker has
+recorded the provider's message id is kept unmatched and applied when the worker records it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from verify.delivery import attempts as lifecycle
+from verify.delivery.providers.base import InvalidSignature, Receipt, ReceiptRequest
+from verify.delivery.routing import ProviderFactory, route_of
+from verify.domain.clock import Clock
+from verify.domain.verifications import Dispatcher
+from verify.errors import CallbackSignatureInvalid, MalformedBody, NotFound
+from verify.events import outbox
+from verify.models import SendAttempt, Verification
+from verify.models.delivery import DeliveryReceipt, Provider
+
+RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
+RECEIPT_STATUSES = tuple(RANK)
+# What each receipt status may move an attempt from (queued/sending receipts are kept, never applied:
+# the worker has already moved the attempt at least that far).
+_FROM: dict[str, tuple[str, ...]] = {
+    "queued": (),
+    "sending": (),
+    "sent": ("sending",),
+    "delivered": ("sending", "sent"),
+    "undelivered": ("sending", "sent"),
+    "failed": ("sending", "sent"),
+}
+
+Dispatch = Callable[[str], None]
+
+
+class ReceiptService:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        clock: Clock,
+        providers: ProviderFactory,
+        dispatcher: Dispatcher,
+    ) -> None:
+        self._session = session
+        self._clock = clock
+        self._providers = providers
+        self._dispatcher = dispatcher
+
+    def ingest(self, provider_sid: str, request: ReceiptRequest) -> int:
+        """Check and apply one callback; returns how many receipts moved an attempt forward."""
+        with self._session.begin():
+            row = self._session.get(Provider, provider_sid)
+            if row is None:
+                raise NotFound(f"The requested resource /Callbacks/{provider_sid} was not found")
+            route = route_of(row)
+            account_sid = row.account_sid
+        try:
+            receipts = self._providers(route).parse_receipt(request)
+        except InvalidSignature:
+            raise CallbackSignatureInvalid(
+                "The delivery receipt's signature does not verify with this provider's credentials"
+            ) from None
+        except (ValueError, KeyError, TypeError):
+            raise MalformedBody("The delivery receipt could not be read") from None
+        created: list[str] = []
+        applied = 0
+        with self._session.begin():
+            now = self._clock.now()
+            for receipt in receipts:
+                if receipt.status not in RECEIPT_STATUSES:
+                    continue
+                applied += self._store(account_sid, provider_sid, receipt, now, created.append)
+        for sid in created:
+            self._dispatcher.dispatch(sid)
+        return applied
+
+    def _store(
+        self,
+        account_sid: str,
+        provider_sid: str,
+        receipt: Receipt,
+        now: datetime,
+        dispatch: Dispatch,
+    ) -> int:
+        attempt = self._session.scalar(
+            select(SendAttempt).where(
+                SendAttempt.provider_sid == provider_sid,
+                SendAttempt.provider_message_id == receipt.provider_message_id,
+            )
+        )
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert(DeliveryReceipt)
+            .values(
+                account_sid=account_sid,
+                provider_sid=provider_sid,
+                provider_message_id=receipt.provider_message_id[:128],
+                attempt_sid=attempt.sid if attempt else None,
+                status=receipt.status,
+                reason_code=_cut(receipt.reason),
+                raw_code=_cut(receipt.raw_code),
+                applied=False,
+                occurred_at=receipt.at,
+                date_created=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(DeliveryReceipt.id)
+        )
+        receipt_id = self._session.execute(stmt).scalar_one_or_none()
+        if receipt_id is None or attempt is None:
+            return 0  # a duplicate, or not matched yet (see apply_early_receipts)
+        row = self._session.get(DeliveryReceipt, receipt_id)
+        assert row is not None
+        return int(apply(self._session, attempt, row, now, dispatch))
+
+
+def apply(
+    session: Session,
+    attempt: SendAttempt,
+    receipt: DeliveryReceipt,
+    now: datetime,
+    dispatch: Dispatch,
+) -> bool:
+    """Move ``attempt`` to the receipt's status if that is forward; write its event."""
+    status = receipt.status
+    if not _FROM[status]:
+        return False
+    values: dict[str, object] = {"status": status, "raw_code": receipt.raw_code}
+    if status == "delivered":
+        values["delivered_at"] = receipt.occurred_at or now
+        values["reason_code"] = None
+    elif status in ("undelivered", "failed"):
+        values["reason_code"] = receipt.reason_code or status
+    if not lifecycle.transition(session, attempt, _FROM[status], now, **values):
+        return False
+    receipt.applied = True
+    v = session.get(Verification, attempt.verification_sid)
+    assert v is not None
+    outbox.message_event(session, f"message.{status}", attempt, v.destination, now)
+    if status in ("undelivered", "failed"):
+        fallback = lifecycle.after_failure(session, attempt, now)
+        if fallback is not None:
+            dispatch(fallback.sid)
+    return True
+
+
+def apply_early_receipts(
+    session: Session, attempt: SendAttempt, now: datetime, dispatch: Dispatch
+) -> None:
+    """Receipts that arrived before the worker recorded the provider's message id."""
+    early = session.scalars(
+        select(DeliveryReceipt).where(
+            DeliveryReceipt.provider_sid == attempt.provider_sid,
+            DeliveryReceipt.provider_message_id == attempt.provider_message_id,
+            DeliveryReceipt.attempt_sid.is_(None),
+        )
+    ).all()
+    for receipt in sorted(early, key=lambda r: RANK[r.status]):
+        receipt.attempt_sid = attempt.sid
+        apply(session, attempt, receipt, now, dispatch)
+
+
+def _cut(value: str | None) -> str | None:
+    return value[:64] if value else value
