@@ -287,3 +287,27 @@ def test_delete_takes_the_verifications_with_it(api):
     assert api.delete(f"{SERVICES}/{sid}").status_code == 204
     r = api.get(f"{SERVICES}/{sid}/Verifications/{verification}")
     assert_error(r, 404, 20404)
+
+
+def test_a_change_made_elsewhere_reaches_the_start_path(api, runtime, clock):
+    """Service snapshots are per process and short-lived: another process's change (here made
+    behind this app's back) is seen once the snapshot is 5 s old, and a start racing the service's
+    deletion answers 404 rather than failing."""
+    from verify.domain.services import ServiceFields, ServiceRegistry
+
+    assert api.start().status_code == 201  # the snapshot is now cached
+    with runtime.sessions() as session:
+        registry = ServiceRegistry(session, clock, runtime.sealer)  # no cache: "another process"
+        registry.update(
+            api.tenant.account_sid, api.tenant.service_sid, ServiceFields(channels=("email",))
+        )
+    assert api.start("+14155550124").status_code == 201  # within 5 s: the old snapshot
+    runtime.services.forget(api.tenant.service_sid)  # what 5 s later does
+    assert_error(api.start("+14155550125"), 400, 60223)
+
+    assert api.start("a@example.com", "email").status_code == 201  # cached again
+    with runtime.sessions() as session:
+        ServiceRegistry(session, clock, runtime.sealer).delete(
+            api.tenant.account_sid, api.tenant.service_sid
+        )
+    assert_error(api.start("b@example.com", "email"), 404, 20404)
