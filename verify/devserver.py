@@ -124,7 +124,7 @@ Verify is running at {base}  (API docs: {base}/docs)
   Account SID   {account}
   Auth token    {token}
   Service SID   {service}
-  Operator      {info["operator_token"]}   (for {base}/dev/outbox)
+  Operator      {info["operator_token"]}   (sign in at {base}/console)
 
 Start a verification:
   curl -u {account}:{token} {base}/v2/Services/{service}/Verifications \\

@@ -17,7 +17,22 @@ import redis
 from verify.domain.fraud import Counter
 from verify.domain.ratelimits import Charge, LimitState
 
+# The arguments arrive as one string, fields separated by SEP (redis-py packs each argument of a
+# command separately, in Python: one packed field instead of about sixty).
+SEP = "\x1f"
 _SCRIPT = """
+local packed = ARGV[1]
+local ARGV = {}
+local from = 1
+while true do
+  local at = string.find(packed, '\\31', from, true)
+  if not at then
+    ARGV[#ARGV + 1] = string.sub(packed, from)
+    break
+  end
+  ARGV[#ARGV + 1] = string.sub(packed, from, at - 1)
+  from = at + 1
+end
 local now = tonumber(ARGV[1])
 -- ARGV[2]: 0 counts this send, 1 evaluates it without writing (dry run), 2 only reads (a send
 -- that was counted already, screened again by a worker)
@@ -170,7 +185,8 @@ class Counters:
         for counter in counters:
             member = counter.member or f"{now_ms}:{secrets.token_hex(4)}"
             args += [counter.kind, counter.p1, member, counter.p3]
-        raw = self._script(keys=keys, args=args) if keys else [0]
+        packed = SEP.join(str(arg) for arg in args)
+        raw = self._script(keys=keys, args=[packed]) if keys else [0]
         values = [int(v) for v in raw]
         limits = []
         pos = 1

@@ -118,7 +118,7 @@ class AbuseControls:
         facts = SendFacts(
             ctx.account_sid, ctx.service_sid, dest.value, dest.kind, dest.country, ctx.channel,
             req.device_ip,
-            fraud.number_type(dest.value) if dest.kind == "phone" else "email",
+            "email" if dest.kind == "email" else dest.number_type or fraud.number_type(dest.value),
         )  # fmt: skip
         bypass = self._bypass(ctx, config, rules, facts)
         verdict.decisions.extend(bypass)

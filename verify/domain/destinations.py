@@ -23,11 +23,28 @@ REFUSED_TYPES = {
 }
 
 
+# Every phone number type by name (the abuse controls' number-type policy speaks these names).
+NUMBER_TYPES = {
+    PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    PhoneNumberType.SHARED_COST: "shared_cost",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.FIXED_LINE: "fixed_line",
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
+    PhoneNumberType.TOLL_FREE: "toll_free",
+    PhoneNumberType.PERSONAL_NUMBER: "personal_number",
+}
+
+
 @dataclass(frozen=True)
 class Destination:
     value: str  # E.164 number or normalized email address
     kind: str  # "phone" | "email"
     country: str | None = None  # ISO 3166 alpha-2 for phones
+    number_type: str | None = None  # a NUMBER_TYPES name for a parsed phone number
 
     @property
     def masked(self) -> str:
@@ -57,11 +74,13 @@ def parse_phone(raw: str, parameter: str = "To") -> Destination:
         raise InvalidParameter(parameter, "not a phone number") from None
     if not phonenumbers.is_valid_number(number):
         raise InvalidParameter(parameter, "not a valid phone number")
-    refused = REFUSED_TYPES.get(phonenumbers.number_type(number))
+    type_ = phonenumbers.number_type(number)
+    refused = REFUSED_TYPES.get(type_)
     if refused:
         raise InvalidParameter(parameter, f"{refused} numbers cannot receive verification codes")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return Destination(e164, "phone", phonenumbers.region_code_for_number(number))
+    region = phonenumbers.region_code_for_number(number)
+    return Destination(e164, "phone", region, NUMBER_TYPES.get(type_, "unknown"))
 
 
 def parse_email(raw: str, parameter: str = "To") -> Destination:

@@ -15,9 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import phonenumbers
-from phonenumbers import PhoneNumberType
 
-from verify.domain.destinations import CHANNELS
+from verify.domain.destinations import CHANNELS, NUMBER_TYPES
 from verify.domain.fraud_params import normalize
 from verify.domain.ratelimits import PREFIX, Limit, digest, prefix_of
 from verify.errors import InvalidParameter
@@ -47,19 +46,6 @@ DEFAULT_COUNTRIES = (
     "CY", "MT", "RO", "BG", "AU", "NZ", "JP", "KR", "SG", "HK", "TW", "IL", "MX", "BR", "AR",
     "CL", "CO", "IN", "ZA",
 )  # fmt: skip
-NUMBER_TYPES = {
-    PhoneNumberType.PREMIUM_RATE: "premium_rate",
-    PhoneNumberType.SHARED_COST: "shared_cost",
-    PhoneNumberType.UAN: "uan",
-    PhoneNumberType.PAGER: "pager",
-    PhoneNumberType.VOICEMAIL: "voicemail",
-    PhoneNumberType.VOIP: "voip",
-    PhoneNumberType.FIXED_LINE: "fixed_line",
-    PhoneNumberType.MOBILE: "mobile",
-    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
-    PhoneNumberType.TOLL_FREE: "toll_free",
-    PhoneNumberType.PERSONAL_NUMBER: "personal_number",
-}
 
 
 def number_type(e164: str) -> str:
