@@ -43,7 +43,8 @@ from verify.db import make_session_factory  # noqa: E402
 from verify.domain.clock import SystemClock  # noqa: E402
 from verify.domain.codes import CodeHasher  # noqa: E402
 from verify.domain.providers import ProviderFields, ProviderRegistry  # noqa: E402
-from verify.domain.verifications import StartRequest, VerificationService  # noqa: E402
+from verify.domain.sends import StartRequest  # noqa: E402
+from verify.domain.verifications import VerificationService  # noqa: E402
 from verify.events.ssrf import parse_networks  # noqa: E402
 from verify.redisconn import connect  # noqa: E402
 

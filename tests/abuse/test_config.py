@@ -19,7 +19,7 @@ from tests.conftest import make_tenant
 from verify.abuse import AbuseControls, build_gate
 from verify.abuse.counters import Counters
 from verify.domain.destinations import parse_phone
-from verify.domain.verifications import SendContext, StartRequest
+from verify.domain.sends import SendContext, StartRequest
 from verify.models import Verification
 from verify.runtime import build_runtime
 

@@ -20,7 +20,7 @@ from verify.abuse import AbuseControls
 from verify.app import create_app
 from verify.domain.destinations import parse_phone
 from verify.domain.ratelimits import Limit
-from verify.domain.verifications import SendContext, StartRequest
+from verify.domain.sends import SendContext, StartRequest
 from verify.errors import TooManyConcurrentRequests, TooManyRequests
 from verify.runtime import Runtime, build_runtime
 

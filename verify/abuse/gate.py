@@ -23,7 +23,7 @@ from verify.domain.clock import Clock
 from verify.domain.destinations import mask
 from verify.domain.fraud import Decision, Rule, SendFacts
 from verify.domain.ratelimits import LimitState, SendKeys
-from verify.domain.verifications import Screening, SendContext
+from verify.domain.sends import Screening, SendContext
 from verify.errors import (
     DeliveryBlocked,
     GeoPermissionBlocked,

@@ -17,7 +17,7 @@ from verify.api.pagination import MetaSchema, PageArgs, page, page_window
 from verify.api.parsing import Blueprint
 from verify.api.schemas import Args
 from verify.domain.destinations import parse_destination
-from verify.domain.verifications import SendContext, StartRequest
+from verify.domain.sends import SendContext, StartRequest
 from verify.errors import InvalidParameter, NotFound
 from verify.models import Service
 

@@ -15,7 +15,8 @@ from verify.api.schemas import (
     VerificationSchema,
     VerificationUpdateArgs,
 )
-from verify.domain.verifications import Outcome, StartRequest
+from verify.domain.sends import StartRequest
+from verify.domain.verifications import Outcome
 
 blp = Blueprint(
     "verifications",

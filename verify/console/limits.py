@@ -12,7 +12,7 @@ from verify.api import context
 from verify.console import queries, services
 from verify.console.web import blp, render
 from verify.domain.destinations import CHANNELS, parse_destination
-from verify.domain.verifications import SendContext, StartRequest
+from verify.domain.sends import SendContext, StartRequest
 from verify.errors import InvalidParameter
 
 

@@ -20,7 +20,7 @@ from verify.delivery.routing import Route, RouteCache, Router
 from verify.delivery.sender import RetryPolicy, SendService
 from verify.delivery.voice import VoiceService
 from verify.domain.providers import open_credentials
-from verify.domain.verifications import SendGate
+from verify.domain.sends import SendGate
 from verify.events.ssrf import parse_networks
 from verify.runtime import Runtime
 

@@ -20,7 +20,7 @@ from verify.delivery import attempts as lifecycle
 from verify.delivery.providers.base import InvalidSignature, Receipt, ReceiptRequest
 from verify.delivery.routing import ProviderFactory, route_of
 from verify.domain.clock import Clock
-from verify.domain.verifications import Dispatcher
+from verify.domain.sends import Dispatcher
 from verify.errors import CallbackSignatureInvalid, MalformedBody, NotFound
 from verify.events import outbox
 from verify.models import SendAttempt, Verification

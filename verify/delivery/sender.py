@@ -35,13 +35,7 @@ from verify.delivery.voice import continue_url
 from verify.domain.clock import Clock
 from verify.domain.codes import CodeSealer
 from verify.domain.destinations import Destination
-from verify.domain.verifications import (
-    Dispatcher,
-    OpenGate,
-    SendContext,
-    SendGate,
-    StartRequest,
-)
+from verify.domain.sends import Dispatcher, OpenGate, SendContext, SendGate, StartRequest
 from verify.events import outbox
 from verify.models import CheckAttempt, SendAttempt, Service, Verification
 

@@ -10,25 +10,16 @@ both win, and writes its event in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     Row,
     Table,
-    bindparam,
-    case,
-    delete,
     insert,
-    literal_column,
-    select,
-    text,
-    update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -38,6 +29,39 @@ from verify.domain import sids
 from verify.domain.clock import Clock
 from verify.domain.codes import CodeHasher, CodeSealer, generate_code, is_valid_code
 from verify.domain.destinations import CHANNELS, Destination, parse_any, parse_destination
+from verify.domain.lifecycle_store import (
+    APPROVED,
+    ATTEMPTS,
+    CANCELED,
+    CLAIM_SEND,
+    CLEAR_FAILURES,
+    COUNT_CHECK,
+    COUNT_FAST_BY_SID,
+    COUNT_FAST_BY_TO,
+    EXPIRED,
+    FAILED,
+    INSERT_CHECK,
+    INSERT_UNLESS_PENDING,
+    MAX_ATTEMPTS,
+    PENDING,
+    SELECT_ATTEMPTS,
+    SELECT_DUE,
+    SELECT_PENDING,
+    SELECT_TARGET_BY_SID,
+    SELECT_TARGET_BY_TO,
+    SELECT_VERIFICATION,
+    TRANSITION,
+    UPSERT_FAILURE,
+    VERIFICATIONS,
+)
+from verify.domain.sends import (
+    Dispatcher,
+    OpenGate,
+    Screening,
+    SendContext,
+    SendGate,
+    StartRequest,
+)
 from verify.domain.services import ServiceCache, ServiceConfig, test_number_aad
 from verify.errors import (
     ChannelDisabled,
@@ -52,117 +76,9 @@ from verify.errors import (
 )
 from verify.events import outbox
 from verify.models import (
-    CheckAttempt,
-    DestinationFailures,
     SendAttempt,
-    UTCDateTime,
     Verification,
 )
-
-PENDING = "pending"
-APPROVED = "approved"
-CANCELED = "canceled"
-EXPIRED = "expired"
-MAX_ATTEMPTS = "max_attempts_reached"
-FAILED = "failed"
-
-
-class Dispatcher(Protocol):
-    """Hands a committed send attempt to the delivery workers."""
-
-    def dispatch(self, attempt_sid: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class StartRequest:
-    to: str
-    channel: str
-    custom_code: str | None = None
-    locale: str | None = None
-    custom_friendly_name: str | None = None
-    amount: str | None = None
-    payee: str | None = None
-    status_callback: str | None = None  # a URL for this verification's events (webhooks)
-    # What the abuse controls look at: who asked, from where, and the tenant's own limit keys.
-    credential_sid: str | None = None
-    client_ip: str | None = None
-    # The person's device (DeviceIp) when the application says so; client_ip falls back to the
-    # caller's address, which for a server-to-server call is the application's own server.
-    device_ip: str | None = None
-    risk_check: bool = True
-    rate_limits: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SendContext:
-    """One send as the abuse controls see it, before anything is written or sent."""
-
-    account_sid: str
-    service_sid: str
-    destination: Destination
-    channel: str
-    request: StartRequest
-    resend_of: str | None  # the pending verification this send is a resend of
-
-
-@dataclass(frozen=True)
-class Screening:
-    """The abuse controls' answer for one send."""
-
-    decisions: tuple[object, ...] = ()  # the gate's own records, handed back to ``record``
-    block: VerifyError | None = None  # refused: raised once the blocked attempt is committed
-    reason_code: str | None = None  # the blocked attempt's reason code
-
-
-class SendGate(Protocol):
-    """Rate limits and fraud rules, consulted on every send before anything costs money."""
-
-    def screen(self, ctx: SendContext) -> Screening:
-        """Decide on one send. May raise (429 over a limit, 503 without Redis): nothing is written."""
-        ...
-
-    def screen_delivery(self, ctx: SendContext) -> Screening:
-        """Decide again in the worker, just before a provider is called (rules change; fallback
-        and failover attempts were never screened by a request). Rules only: no limit is counted."""
-        ...
-
-    def record(
-        self,
-        session: Session,
-        screening: Screening,
-        verification: Verification,
-        attempt: SendAttempt,
-        now: datetime,
-    ) -> None:
-        """Store the decisions, in the transaction that writes the attempt."""
-        ...
-
-    def approved(self, verification: Verification) -> None:
-        """A verification was approved (after commit): conversion statistics."""
-        ...
-
-
-class OpenGate:
-    """No abuse controls: every send passes (tests of the lifecycle alone)."""
-
-    def screen(self, ctx: SendContext) -> Screening:
-        return Screening()
-
-    def screen_delivery(self, ctx: SendContext) -> Screening:
-        return Screening()
-
-    def record(
-        self,
-        session: Session,
-        screening: Screening,
-        verification: Verification,
-        attempt: SendAttempt,
-        now: datetime,
-    ) -> None:
-        return None
-
-    def approved(self, verification: Verification) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -183,136 +99,6 @@ def _locked(v: Verification, now: datetime) -> MaxCheckAttempts:
         retry_after=max(1, int((v.expires_at - now).total_seconds())),
         extra={"verification_sid": v.sid, "verification_status": MAX_ATTEMPTS},
     )
-
-
-# The hot paths speak SQL Core to the tables: rows come back as plain values and are wrapped in
-# transient (session-less) model objects for the callers, with no unit of work to flush.
-VERIFICATIONS = cast(Table, Verification.__table__)
-ATTEMPTS = cast(Table, SendAttempt.__table__)
-CHECKS = cast(Table, CheckAttempt.__table__)
-FAILURES = cast(Table, DestinationFailures.__table__)
-V = VERIFICATIONS.c
-F = FAILURES.c
-# "status = 'pending'" spelt as SQL, not as a bound parameter: PostgreSQL's cached generic plans
-# can then use the partial index on pending verifications.
-IS_PENDING = V.status == literal_column(f"'{PENDING}'")
-
-# Statements are built once, with bound parameters, so that a request only binds values to an
-# already compiled statement. Parameters are named "p_..." where a column has the same name.
-SELECT_VERIFICATION = select(VERIFICATIONS).where(V.sid == bindparam("p_sid"))
-SELECT_PENDING = select(VERIFICATIONS).where(
-    V.service_sid == bindparam("service_sid"),
-    V.destination == bindparam("destination"),
-    IS_PENDING,
-)
-# A check's target, with its destination's failure streak in the same query.
-_TARGET = select(VERIFICATIONS, F.consecutive, F.last_failure_at).outerjoin(
-    FAILURES, (F.account_sid == V.account_sid) & (F.destination == V.destination)
-)
-SELECT_TARGET_BY_SID = _TARGET.where(V.sid == bindparam("p_sid"))
-# By To: the pending verification if there is one, else the newest (its state is the answer).
-SELECT_TARGET_BY_TO = (
-    _TARGET.where(
-        V.account_sid == bindparam("account_sid"),
-        V.service_sid == bindparam("service_sid"),
-        V.destination == bindparam("destination"),
-    )
-    .order_by(IS_PENDING.desc(), V.date_created.desc())
-    .limit(1)
-)
-SELECT_ATTEMPTS = (
-    select(ATTEMPTS)
-    .where(ATTEMPTS.c.verification_sid == bindparam("p_sid"))
-    .order_by(ATTEMPTS.c.number, ATTEMPTS.c.date_created)
-)
-SELECT_DUE = (
-    select(VERIFICATIONS)
-    .where(IS_PENDING, V.expires_at <= bindparam("now", type_=UTCDateTime()))
-    .order_by(V.expires_at)
-    .limit(bindparam("batch"))
-)
-# Conditional increments: only one of N concurrent requests can pass the cap.
-CLAIM_SEND = (
-    update(VERIFICATIONS)
-    .where(V.sid == bindparam("p_sid"), IS_PENDING, V.send_attempts < bindparam("cap"))
-    .values(send_attempts=V.send_attempts + 1)
-    .returning(V.send_attempts)
-)
-COUNT_CHECK = (
-    update(VERIFICATIONS)
-    .where(
-        V.sid == bindparam("p_sid"),
-        IS_PENDING,
-        V.check_attempts < bindparam("cap"),
-        V.expires_at > bindparam("now", type_=UTCDateTime()),
-    )
-    .values(check_attempts=V.check_attempts + 1)
-    .returning(V.check_attempts)
-)
-# A check counted in one statement when nothing stands in its way (see VerificationService.check).
-_COUNTABLE = (
-    IS_PENDING,
-    V.check_attempts < bindparam("cap"),
-    V.expires_at > bindparam("now", type_=UTCDateTime()),
-    ~select(F.consecutive)
-    .where(
-        F.account_sid == V.account_sid,
-        F.destination == V.destination,
-        F.consecutive >= bindparam("budget"),
-        F.last_failure_at > bindparam("since", type_=UTCDateTime()),
-    )
-    .exists(),
-)
-_COUNT = update(VERIFICATIONS).values(check_attempts=V.check_attempts + 1).returning(VERIFICATIONS)
-COUNT_FAST_BY_SID = _COUNT.where(
-    V.sid == bindparam("p_sid"), V.service_sid == bindparam("p_service_sid"), *_COUNTABLE
-)
-COUNT_FAST_BY_TO = _COUNT.where(
-    V.account_sid == bindparam("p_account_sid"),
-    V.service_sid == bindparam("p_service_sid"),
-    V.destination == bindparam("p_destination"),
-    *_COUNTABLE,
-)
-TRANSITION = update(VERIFICATIONS).where(V.sid == bindparam("p_sid"), IS_PENDING)
-INSERT_CHECK = insert(CHECKS)
-CLEAR_FAILURES = delete(FAILURES).where(
-    F.account_sid == bindparam("account_sid"), F.destination == bindparam("destination")
-)
-
-
-def _upsert_failure(dialect: str) -> Any:
-    """One more consecutive failure for a destination; a streak older than ``cutoff`` starts over."""
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert_(FAILURES)
-    return stmt.on_conflict_do_update(
-        index_elements=[F.account_sid, F.destination],
-        set_={
-            "consecutive": case(
-                (F.last_failure_at <= bindparam("cutoff", type_=UTCDateTime()), 1),
-                else_=F.consecutive + 1,
-            ),
-            "last_failure_at": stmt.excluded.last_failure_at,
-        },
-    )
-
-
-UPSERT_FAILURE = {dialect: _upsert_failure(dialect) for dialect in ("postgresql", "sqlite")}
-
-
-def _insert_unless_pending(dialect: str) -> Any:
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert_(VERIFICATIONS)
-        .on_conflict_do_nothing(
-            # The partial unique index's predicate, spelt as a literal so PostgreSQL can infer it.
-            index_elements=[V.service_sid, V.destination],
-            index_where=text(f"status = '{PENDING}'"),
-        )
-        .returning(V.sid)
-    )
-
-
-INSERT_UNLESS_PENDING = {d: _insert_unless_pending(d) for d in ("postgresql", "sqlite")}
 
 
 def _verification(row: Row[Any]) -> Verification:

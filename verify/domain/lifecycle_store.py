@@ -1,0 +1,147 @@
+"""How the verification lifecycle is stored: the status values, and the statements its hot paths
+run, built once with bound parameters."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, case, delete, insert, literal_column, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from verify.models import CheckAttempt, DestinationFailures, SendAttempt, UTCDateTime, Verification
+
+PENDING = "pending"
+APPROVED = "approved"
+CANCELED = "canceled"
+EXPIRED = "expired"
+MAX_ATTEMPTS = "max_attempts_reached"
+FAILED = "failed"
+
+# The hot paths speak SQL Core to the tables: rows come back as plain values and are wrapped in
+# transient (session-less) model objects for the callers, with no unit of work to flush.
+VERIFICATIONS = cast(Table, Verification.__table__)
+ATTEMPTS = cast(Table, SendAttempt.__table__)
+CHECKS = cast(Table, CheckAttempt.__table__)
+FAILURES = cast(Table, DestinationFailures.__table__)
+V = VERIFICATIONS.c
+F = FAILURES.c
+# "status = 'pending'" spelt as SQL, not as a bound parameter: PostgreSQL's cached generic plans
+# can then use the partial index on pending verifications.
+IS_PENDING = V.status == literal_column(f"'{PENDING}'")
+
+# Statements are built once, with bound parameters, so that a request only binds values to an
+# already compiled statement. Parameters are named "p_..." where a column has the same name.
+SELECT_VERIFICATION = select(VERIFICATIONS).where(V.sid == bindparam("p_sid"))
+SELECT_PENDING = select(VERIFICATIONS).where(
+    V.service_sid == bindparam("service_sid"),
+    V.destination == bindparam("destination"),
+    IS_PENDING,
+)
+# A check's target, with its destination's failure streak in the same query.
+_TARGET = select(VERIFICATIONS, F.consecutive, F.last_failure_at).outerjoin(
+    FAILURES, (F.account_sid == V.account_sid) & (F.destination == V.destination)
+)
+SELECT_TARGET_BY_SID = _TARGET.where(V.sid == bindparam("p_sid"))
+# By To: the pending verification if there is one, else the newest (its state is the answer).
+SELECT_TARGET_BY_TO = (
+    _TARGET.where(
+        V.account_sid == bindparam("account_sid"),
+        V.service_sid == bindparam("service_sid"),
+        V.destination == bindparam("destination"),
+    )
+    .order_by(IS_PENDING.desc(), V.date_created.desc())
+    .limit(1)
+)
+SELECT_ATTEMPTS = (
+    select(ATTEMPTS)
+    .where(ATTEMPTS.c.verification_sid == bindparam("p_sid"))
+    .order_by(ATTEMPTS.c.number, ATTEMPTS.c.date_created)
+)
+SELECT_DUE = (
+    select(VERIFICATIONS)
+    .where(IS_PENDING, V.expires_at <= bindparam("now", type_=UTCDateTime()))
+    .order_by(V.expires_at)
+    .limit(bindparam("batch"))
+)
+# Conditional increments: only one of N concurrent requests can pass the cap.
+CLAIM_SEND = (
+    update(VERIFICATIONS)
+    .where(V.sid == bindparam("p_sid"), IS_PENDING, V.send_attempts < bindparam("cap"))
+    .values(send_attempts=V.send_attempts + 1)
+    .returning(V.send_attempts)
+)
+# A check can be counted while the verification is pending, unexpired and has guesses left.
+_OPEN = (
+    IS_PENDING,
+    V.check_attempts < bindparam("cap"),
+    V.expires_at > bindparam("now", type_=UTCDateTime()),
+)
+COUNT_CHECK = (
+    update(VERIFICATIONS)
+    .where(V.sid == bindparam("p_sid"), *_OPEN)
+    .values(check_attempts=V.check_attempts + 1)
+    .returning(V.check_attempts)
+)
+# A check counted in one statement when nothing stands in its way (see VerificationService.check):
+# open, and on a destination within its failure budget.
+_COUNTABLE = (
+    *_OPEN,
+    ~select(F.consecutive)
+    .where(
+        F.account_sid == V.account_sid,
+        F.destination == V.destination,
+        F.consecutive >= bindparam("budget"),
+        F.last_failure_at > bindparam("since", type_=UTCDateTime()),
+    )
+    .exists(),
+)
+_COUNT = update(VERIFICATIONS).values(check_attempts=V.check_attempts + 1).returning(VERIFICATIONS)
+COUNT_FAST_BY_SID = _COUNT.where(
+    V.sid == bindparam("p_sid"), V.service_sid == bindparam("p_service_sid"), *_COUNTABLE
+)
+COUNT_FAST_BY_TO = _COUNT.where(
+    V.account_sid == bindparam("p_account_sid"),
+    V.service_sid == bindparam("p_service_sid"),
+    V.destination == bindparam("p_destination"),
+    *_COUNTABLE,
+)
+TRANSITION = update(VERIFICATIONS).where(V.sid == bindparam("p_sid"), IS_PENDING)
+INSERT_CHECK = insert(CHECKS)
+CLEAR_FAILURES = delete(FAILURES).where(
+    F.account_sid == bindparam("account_sid"), F.destination == bindparam("destination")
+)
+
+
+def _upsert_failure(dialect: str) -> Any:
+    """One more consecutive failure for a destination; a streak older than ``cutoff`` starts over."""
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert_(FAILURES)
+    return stmt.on_conflict_do_update(
+        index_elements=[F.account_sid, F.destination],
+        set_={
+            "consecutive": case(
+                (F.last_failure_at <= bindparam("cutoff", type_=UTCDateTime()), 1),
+                else_=F.consecutive + 1,
+            ),
+            "last_failure_at": stmt.excluded.last_failure_at,
+        },
+    )
+
+
+UPSERT_FAILURE = {dialect: _upsert_failure(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def _insert_unless_pending(dialect: str) -> Any:
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert_(VERIFICATIONS)
+        .on_conflict_do_nothing(
+            # The partial unique index's predicate, spelt as a literal so PostgreSQL can infer it.
+            index_elements=[V.service_sid, V.destination],
+            index_where=text(f"status = '{PENDING}'"),
+        )
+        .returning(V.sid)
+    )
+
+
+INSERT_UNLESS_PENDING = {d: _insert_unless_pending(d) for d in ("postgresql", "sqlite")}
