@@ -1,10 +1,10 @@
-"""The abuse configuration as tenants and operators change it: fraud rules (audited), the safe list,
-and Twilio's RateLimits with their Buckets. Every change tells every process (``ConfigCache``).
+"""The abuse configuration as tenants and operators change it: the base every part shares (each
+change tells every process, ``ConfigCache``) and the audited fraud rules. The safe list and Twilio's
+RateLimits are in safe_list.py and rate_limits.py.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,36 +16,19 @@ from sqlalchemy.orm import Session
 from verify.abuse.cache import ConfigCache
 from verify.domain import fraud, sids
 from verify.domain.clock import Clock
-from verify.domain.destinations import parse_phone
-from verify.domain.ratelimits import MAX_INTERVAL
 from verify.errors import (
-    BucketExists,
     InvalidParameter,
-    InvalidUniqueName,
-    MaxBuckets,
-    MaxRateLimits,
     NotFound,
-    RateLimitExists,
 )
 from verify.models import Service
 from verify.models.abuse import (
     FraudDecision,
     FraudRule,
     FraudRuleChange,
-    RateLimit,
-    RateLimitBucket,
-    SafeListEntry,
 )
 
 RULE = "FR"
-RATE_LIMIT = "RK"
-BUCKET = "BL"
-SAFE = "GN"
 MAX_RULES = 200
-MAX_RATE_LIMITS = 20
-MAX_BUCKETS = 5
-UNIQUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-PREFIX = re.compile(r"^\+[1-9][0-9]{1,13}$")
 T = TypeVar("T")
 
 
@@ -78,7 +61,7 @@ def snapshot(rule: FraudRule) -> dict[str, Any]:
     }
 
 
-class _Registry:
+class Registry:
     """What each part of the configuration holds: the session (every public method owns its
     transaction), the clock, and the cache every committed change is announced on."""
 
@@ -103,7 +86,7 @@ class _Registry:
             raise NotFound(f"The requested resource /Services/{service_sid} was not found")
 
 
-class FraudRules(_Registry):
+class FraudRules(Registry):
     def __init__(self, session: Session, clock: Clock, cache: ConfigCache, actor: str) -> None:
         super().__init__(session, clock, cache)
         self._actor = actor
@@ -326,221 +309,3 @@ def _fields_of(item: Mapping[str, Any]) -> RuleFields:
         enabled=enabled,
         description=item.get("description"),
     )
-
-
-class SafeList(_Registry):
-    """Numbers (Twilio's SafeList/Numbers) and prefixes that fraud rules never block."""
-
-    def add(self, account_sid: str, kind: str, raw: str) -> SafeListEntry:
-        value = self._normalize(kind, raw)
-        with self._session.begin():
-            found = self._find(account_sid, value)
-            if found is not None:
-                return found  # adding twice is harmless, as on Twilio
-            entry = SafeListEntry(
-                sid=sids.new_sid(SAFE),
-                account_sid=account_sid,
-                kind=kind,
-                value=value,
-                date_created=self._clock.now(),
-            )
-            self._session.add(entry)
-        self._cache.changed()
-        return entry
-
-    def get(self, account_sid: str, kind: str, raw: str) -> SafeListEntry:
-        value = self._normalize(kind, raw)
-        with self._session.begin():
-            found = self._find(account_sid, value)
-            if found is None or found.kind != kind:
-                raise NotFound(f"{raw} is not on the safe list")
-            return found
-
-    def remove(self, account_sid: str, kind: str, raw: str) -> None:
-        value = self._normalize(kind, raw)
-        with self._changing():
-            found = self._find(account_sid, value)
-            if found is None or found.kind != kind:
-                raise NotFound(f"{raw} is not on the safe list")
-            self._session.delete(found)
-
-    def page(self, account_sid: str, kind: str, offset: int, limit: int) -> list[SafeListEntry]:
-        with self._session.begin():
-            query = select(SafeListEntry).where(
-                SafeListEntry.account_sid == account_sid, SafeListEntry.kind == kind
-            )
-            return self._page(query.order_by(SafeListEntry.value), offset, limit)
-
-    def _find(self, account_sid: str, value: str) -> SafeListEntry | None:
-        return self._session.scalar(
-            select(SafeListEntry).where(
-                SafeListEntry.account_sid == account_sid, SafeListEntry.value == value
-            )
-        )
-
-    @staticmethod
-    def _normalize(kind: str, raw: str) -> str:
-        if kind == "number":
-            return parse_phone(raw, "PhoneNumber").value
-        text = raw.strip()
-        if text[:1] != "+":
-            text = "+" + text
-        if not PREFIX.match(text):
-            raise InvalidParameter("Prefix", "a + and 1 to 14 digits, e.g. +4477009")
-        return text
-
-
-class RateLimits(_Registry):
-    """Twilio's Programmable Rate Limits (``/v2/Services/{sid}/RateLimits`` and ``/Buckets``)."""
-
-    def create(
-        self, account_sid: str, service_sid: str, unique_name: str, description: str | None
-    ) -> RateLimit:
-        if not UNIQUE_NAME.match(unique_name):
-            raise InvalidUniqueName(
-                "UniqueName may only contain letters, digits, '-', '_' and '.' (at most 64)"
-            )
-        with self._changing():
-            self._service(account_sid, service_sid)
-            existing = list(
-                self._session.scalars(select(RateLimit).where(RateLimit.service_sid == service_sid))
-            )
-            if any(r.unique_name == unique_name for r in existing):
-                raise RateLimitExists(f"A rate limit named {unique_name} already exists")
-            if len(existing) >= MAX_RATE_LIMITS:
-                raise MaxRateLimits(f"A service has at most {MAX_RATE_LIMITS} rate limits")
-            now = self._clock.now()
-            limit = RateLimit(
-                sid=sids.new_sid(RATE_LIMIT),
-                account_sid=account_sid,
-                service_sid=service_sid,
-                unique_name=unique_name,
-                description=description,
-                date_created=now,
-                date_updated=now,
-            )
-            self._session.add(limit)
-        return limit
-
-    def get(self, account_sid: str, service_sid: str, sid: str) -> RateLimit:
-        with self._session.begin():
-            return self._get(account_sid, service_sid, sid)
-
-    def update(
-        self, account_sid: str, service_sid: str, sid: str, description: str | None
-    ) -> RateLimit:
-        with self._session.begin():
-            limit = self._get(account_sid, service_sid, sid)
-            if description is not None:
-                limit.description = description
-            limit.date_updated = self._clock.now()
-        return limit
-
-    def delete(self, account_sid: str, service_sid: str, sid: str) -> None:
-        with self._changing():
-            self._session.delete(self._get(account_sid, service_sid, sid))
-
-    def page(self, account_sid: str, service_sid: str, offset: int, limit: int) -> list[RateLimit]:
-        with self._session.begin():
-            self._service(account_sid, service_sid)
-            query = select(RateLimit).where(RateLimit.service_sid == service_sid)
-            return self._page(query.order_by(RateLimit.date_created, RateLimit.sid), offset, limit)
-
-    # -- buckets ------------------------------------------------------------------------------------
-
-    def create_bucket(
-        self, account_sid: str, service_sid: str, rate_limit_sid: str, max_: int, interval: int
-    ) -> RateLimitBucket:
-        _check_bucket(max_, interval)
-        with self._changing():
-            limit = self._get(account_sid, service_sid, rate_limit_sid)
-            buckets = self._buckets(limit.sid)
-            if any(b.interval == interval for b in buckets):
-                raise BucketExists(f"This rate limit already has a bucket of {interval}s")
-            if len(buckets) >= MAX_BUCKETS:
-                raise MaxBuckets(f"A rate limit has at most {MAX_BUCKETS} buckets")
-            now = self._clock.now()
-            bucket = RateLimitBucket(
-                sid=sids.new_sid(BUCKET),
-                rate_limit_sid=limit.sid,
-                account_sid=account_sid,
-                service_sid=service_sid,
-                max=max_,
-                interval=interval,
-                date_created=now,
-                date_updated=now,
-            )
-            self._session.add(bucket)
-        return bucket
-
-    def get_bucket(
-        self, account_sid: str, service_sid: str, rate_limit_sid: str, sid: str
-    ) -> RateLimitBucket:
-        with self._session.begin():
-            return self._bucket(account_sid, service_sid, rate_limit_sid, sid)
-
-    def update_bucket(
-        self,
-        account_sid: str,
-        service_sid: str,
-        rate_limit_sid: str,
-        sid: str,
-        max_: int | None,
-        interval: int | None,
-    ) -> RateLimitBucket:
-        with self._changing():
-            bucket = self._bucket(account_sid, service_sid, rate_limit_sid, sid)
-            new_max = bucket.max if max_ is None else max_
-            new_interval = bucket.interval if interval is None else interval
-            _check_bucket(new_max, new_interval)
-            if new_interval != bucket.interval and any(
-                b.interval == new_interval for b in self._buckets(rate_limit_sid)
-            ):
-                raise BucketExists(f"This rate limit already has a bucket of {new_interval}s")
-            bucket.max, bucket.interval = new_max, new_interval
-            bucket.date_updated = self._clock.now()
-        return bucket
-
-    def delete_bucket(
-        self, account_sid: str, service_sid: str, rate_limit_sid: str, sid: str
-    ) -> None:
-        with self._changing():
-            self._session.delete(self._bucket(account_sid, service_sid, rate_limit_sid, sid))
-
-    def buckets(
-        self, account_sid: str, service_sid: str, rate_limit_sid: str
-    ) -> list[RateLimitBucket]:
-        with self._session.begin():
-            self._get(account_sid, service_sid, rate_limit_sid)
-            return self._buckets(rate_limit_sid)
-
-    def _buckets(self, rate_limit_sid: str) -> list[RateLimitBucket]:
-        return list(
-            self._session.scalars(
-                select(RateLimitBucket)
-                .where(RateLimitBucket.rate_limit_sid == rate_limit_sid)
-                .order_by(RateLimitBucket.interval)
-            )
-        )
-
-    def _bucket(
-        self, account_sid: str, service_sid: str, rate_limit_sid: str, sid: str
-    ) -> RateLimitBucket:
-        self._get(account_sid, service_sid, rate_limit_sid)
-        bucket = self._session.get(RateLimitBucket, sid)
-        if bucket is None or bucket.rate_limit_sid != rate_limit_sid:
-            raise NotFound(f"The requested resource /Buckets/{sid} was not found")
-        return bucket
-
-    def _get(self, account_sid: str, service_sid: str, sid: str) -> RateLimit:
-        limit = self._session.get(RateLimit, sid)
-        if limit is None or limit.account_sid != account_sid or limit.service_sid != service_sid:
-            raise NotFound(f"The requested resource /RateLimits/{sid} was not found")
-        return limit
-
-
-def _check_bucket(max_: int, interval: int) -> None:
-    if not 1 <= max_ <= 10_000_000:
-        raise InvalidParameter("Max", "must be between 1 and 10000000")
-    if not 1 <= interval <= MAX_INTERVAL:
-        raise InvalidParameter("Interval", f"must be between 1 and {MAX_INTERVAL} seconds")

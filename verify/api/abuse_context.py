@@ -6,7 +6,9 @@ from __future__ import annotations
 import flask
 
 from verify import abuse
-from verify.abuse.registry import FraudRules, RateLimits, SafeList
+from verify.abuse.rate_limits import RateLimits
+from verify.abuse.registry import FraudRules
+from verify.abuse.safe_list import SafeList
 from verify.api import context
 
 FORM = "application/x-www-form-urlencoded"

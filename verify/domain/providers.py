@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -77,21 +78,7 @@ class ProviderRegistry:
         if not f.friendly_name:
             raise InvalidParameter("FriendlyName", "is required")
         now = self._clock.now()
-        provider = Provider(
-            sid=sids.new_sid(PREFIX),
-            account_sid=account_sid,
-            type=f.type,
-            friendly_name="",
-            channels="",
-            countries="",
-            priority=10,
-            enabled=True,
-            config={},
-            sealed_credentials=b"",
-            credential_keys="",
-            date_created=now,
-            date_updated=now,
-        )
+        provider = _blank(account_sid, f.type, now)
         with self._session.begin():
             count = len(
                 self._session.scalars(
@@ -156,21 +143,7 @@ class ProviderRegistry:
                 if provider is None:
                     if not f.type:
                         raise InvalidParameter("type", f"is required ({f.friendly_name})")
-                    provider = Provider(
-                        sid=sids.new_sid(PREFIX),
-                        account_sid=account_sid,
-                        type=f.type,
-                        friendly_name="",
-                        channels="",
-                        countries="",
-                        priority=10,
-                        enabled=True,
-                        config={},
-                        sealed_credentials=b"",
-                        credential_keys="",
-                        date_created=now,
-                        date_updated=now,
-                    )
+                    provider = _blank(account_sid, f.type, now)
                     self._apply(provider, f, {})
                     self._session.add(provider)
                     out["created"].append(provider.sid)
@@ -338,3 +311,22 @@ def to_document(p: Provider) -> dict[str, Any]:
         "config": dict(p.config),
         "credentials_set": [k for k in p.credential_keys.split(",") if k],
     }
+
+
+def _blank(account_sid: str, type_: str, now: datetime) -> Provider:
+    """A new provider row with its defaults, before the given fields are applied."""
+    return Provider(
+        sid=sids.new_sid(PREFIX),
+        account_sid=account_sid,
+        type=type_,
+        friendly_name="",
+        channels="",
+        countries="",
+        priority=10,
+        enabled=True,
+        config={},
+        sealed_credentials=b"",
+        credential_keys="",
+        date_created=now,
+        date_updated=now,
+    )
