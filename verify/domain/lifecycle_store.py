@@ -3,12 +3,33 @@ run, built once with bound parameters."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, insert, literal_column, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    Table,
+    bindparam,
+    case,
+    delete,
+    insert,
+    literal_column,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from verify.models import CheckAttempt, DestinationFailures, SendAttempt, UTCDateTime, Verification
+from verify.models import (
+    CheckAttempt,
+    DestinationFailures,
+    Event,
+    SendAttempt,
+    UTCDateTime,
+    Verification,
+)
 
 PENDING = "pending"
 APPROVED = "approved"
@@ -22,6 +43,7 @@ FAILED = "failed"
 VERIFICATIONS = cast(Table, Verification.__table__)
 ATTEMPTS = cast(Table, SendAttempt.__table__)
 CHECKS = cast(Table, CheckAttempt.__table__)
+EVENTS = cast(Table, Event.__table__)
 FAILURES = cast(Table, DestinationFailures.__table__)
 V = VERIFICATIONS.c
 F = FAILURES.c
@@ -105,6 +127,8 @@ COUNT_FAST_BY_TO = _COUNT.where(
     V.destination == bindparam("p_destination"),
     *_COUNTABLE,
 )
+INSERT_VERIFICATION = insert(VERIFICATIONS)
+INSERT_ATTEMPT = insert(ATTEMPTS)
 TRANSITION = update(VERIFICATIONS).where(V.sid == bindparam("p_sid"), IS_PENDING)
 INSERT_CHECK = insert(CHECKS)
 CLEAR_FAILURES = delete(FAILURES).where(
@@ -145,3 +169,53 @@ def _insert_unless_pending(dialect: str) -> Any:
 
 
 INSERT_UNLESS_PENDING = {d: _insert_unless_pending(d) for d in ("postgresql", "sqlite")}
+
+
+# -- a new verification in one statement (PostgreSQL) ---------------------------------------------
+
+
+def _binds(table: Table, prefix: str, columns: Sequence[str]) -> list[BindParameter[Any]]:
+    return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in columns]
+
+
+def _create(
+    v_columns: Sequence[str], a_columns: Sequence[str], e_columns: Sequence[str], events: int
+) -> Select[Any]:
+    new = (
+        postgresql.insert(VERIFICATIONS)
+        .values(dict(zip(v_columns, _binds(VERIFICATIONS, "v_", v_columns), strict=True)))
+        .on_conflict_do_nothing(
+            index_elements=[V.service_sid, V.destination], index_where=text(f"status = '{PENDING}'")
+        )
+        .returning(V.sid)
+        .cte("new_verification")
+    )
+    # The attempt and the events are written only if the verification was: they select from it.
+    attempt = (
+        insert(ATTEMPTS)
+        .from_select(list(a_columns), select(*_binds(ATTEMPTS, "a_", a_columns)).select_from(new))
+        .cte("new_attempt")
+    )
+    rows = [select(*_binds(EVENTS, f"e{i}_", e_columns)).select_from(new) for i in range(events)]
+    written = insert(EVENTS).from_select(
+        list(e_columns), union_all(*rows) if events > 1 else rows[0]
+    )
+    return select(new.c.sid).add_cte(attempt, written.cte("new_events"))
+
+
+_Shape = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], int]
+_CREATES: dict[_Shape, Select[Any]] = {}
+
+
+def create_statement(
+    v_columns: tuple[str, ...], a_columns: tuple[str, ...], e_columns: tuple[str, ...], events: int
+) -> Select[Any]:
+    """PostgreSQL: INSERT a verification unless its destination has a pending one, with its first
+    send attempt and its ``events`` outbox rows, in one statement (data-modifying CTEs) that
+    returns the verification's sid, or no row when it wrote nothing. Parameters are the columns'
+    names prefixed ``v_``, ``a_`` and ``e<i>_``. Built once per shape of the rows."""
+    shape = (v_columns, a_columns, e_columns, events)
+    stmt = _CREATES.get(shape)
+    if stmt is None:
+        stmt = _CREATES[shape] = _create(*shape)
+    return stmt

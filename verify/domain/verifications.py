@@ -12,14 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import (
-    Connection,
-    Row,
-    Table,
-    insert,
-)
+from sqlalchemy import Connection, Insert, Row, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -40,8 +35,10 @@ from verify.domain.lifecycle_store import (
     COUNT_FAST_BY_TO,
     EXPIRED,
     FAILED,
+    INSERT_ATTEMPT,
     INSERT_CHECK,
     INSERT_UNLESS_PENDING,
+    INSERT_VERIFICATION,
     MAX_ATTEMPTS,
     PENDING,
     SELECT_ATTEMPTS,
@@ -53,6 +50,7 @@ from verify.domain.lifecycle_store import (
     TRANSITION,
     UPSERT_FAILURE,
     VERIFICATIONS,
+    create_statement,
 )
 from verify.domain.sends import (
     Dispatcher,
@@ -170,19 +168,20 @@ class VerificationService:
                 )
             )
             fresh = self._new(service, destination, req, now, test_code, screening)
-            # Most starts are for a destination with nothing pending: one INSERT that does nothing
-            # when a pending verification exists, and only then the resend path. (A blocked send
-            # is not pending, so the INSERT cannot tell: look first.)
-            pending = None
-            if screening.block is not None or not self._insert_unless_pending(fresh):
-                pending = self._pending_for(service_sid, destination.value, now)
-                if pending is None:  # nothing pending, or the pending one had just expired
-                    self._insert(VERIFICATIONS, fresh)
+            # Most starts are for a destination with nothing pending: the verification, its
+            # attempt and their events are written together unless a pending verification
+            # exists, and only then the resend path runs. (A blocked send is not pending, so the
+            # unique index cannot tell: look first.)
+            if screening.block is None:
+                attempt = self._attempt(fresh, req.channel, now, screening)
+                if self._create(fresh, attempt, self._events(fresh, attempt, True, now)):
+                    self._gate.record(self._session, screening, fresh, attempt, now)
+                    return Outcome(fresh, [attempt]), attempt
+            pending = self._pending_for(service_sid, destination.value, now)
+            if pending is None:  # blocked, or the pending one had just expired
+                self._insert(INSERT_VERIFICATION, fresh)
             v = pending or fresh
             created = v is fresh
-            events = (
-                [outbox.verification_row(f"verification.{v.status}", v, now)] if created else []
-            )
             # A resend counts against the send cap; a blocked one is recorded but not counted.
             if (
                 not created
@@ -191,9 +190,9 @@ class VerificationService:
             ):
                 retry_after = max(1, int((v.expires_at - now).total_seconds()))
             if retry_after is None:
-                attempt = self._add_attempt(v, req.channel, now, screening)
-                if attempt.status == "queued":
-                    events.append(outbox.message_row("message.queued", attempt, v.destination, now))
+                attempt = self._attempt(v, req.channel, now, screening)
+                self._insert(INSERT_ATTEMPT, attempt)
+                events = self._events(v, attempt, created, now)
                 if events:
                     outbox.write(self._session, *events)
                 self._gate.record(self._session, screening, v, attempt, now)
@@ -243,11 +242,24 @@ class VerificationService:
             date_updated=now,
         )
 
-    def _insert_unless_pending(self, v: Verification) -> bool:
-        """INSERT ``v`` unless its destination has a pending verification on the service."""
+    def _create(self, v: Verification, attempt: SendAttempt, events: list[dict[str, Any]]) -> bool:
+        """Write ``v``, its first ``attempt`` and its ``events``, unless ``v``'s destination has a
+        pending verification on the service (then nothing is written). One statement on
+        PostgreSQL; on SQLite the attempt and events follow the verification's INSERT."""
         conn = self._conn()
-        stmt = INSERT_UNLESS_PENDING[conn.dialect.name]
-        return conn.execute(stmt, self._values(VERIFICATIONS, v)).first() is not None
+        v_row, a_row = self._values(VERIFICATIONS, v), self._values(ATTEMPTS, attempt)
+        if conn.dialect.name != "postgresql":
+            if conn.execute(INSERT_UNLESS_PENDING[conn.dialect.name], v_row).first() is None:
+                return False
+            conn.execute(INSERT_ATTEMPT, a_row)
+            outbox.write(self._session, *events)
+            return True
+        stmt = create_statement(tuple(v_row), tuple(a_row), tuple(events[0]), len(events))
+        params = {f"v_{k}": x for k, x in v_row.items()}
+        params.update({f"a_{k}": x for k, x in a_row.items()})
+        for i, event in enumerate(events):
+            params.update({f"e{i}_{k}": x for k, x in event.items()})
+        return conn.execute(stmt, params).first() is not None
 
     def _claim_send(
         self, v: Verification, service: ServiceConfig, channel: str, now: datetime
@@ -265,12 +277,12 @@ class VerificationService:
         v.send_attempts, v.channel, v.date_updated = sends, channel, now
         return True
 
-    def _add_attempt(
-        self, v: Verification, channel: str, now: datetime, screening: Screening
-    ) -> SendAttempt:
+    @staticmethod
+    def _attempt(v: Verification, channel: str, now: datetime, screening: Screening) -> SendAttempt:
+        """The next send attempt of ``v``, not yet written."""
         # Blocked: refused by the abuse controls. Test: never sent and never costs anything.
         status = "blocked" if screening.block is not None else "test" if v.is_test else "queued"
-        attempt = SendAttempt(
+        return SendAttempt(
             sid=sids.new_sid(sids.ATTEMPT),
             verification_sid=v.sid,
             account_sid=v.account_sid,
@@ -283,8 +295,16 @@ class VerificationService:
             date_created=now,
             date_updated=now,
         )
-        self._insert(ATTEMPTS, attempt)
-        return attempt
+
+    @staticmethod
+    def _events(
+        v: Verification, attempt: SendAttempt, created: bool, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The outbox rows of a start: the new verification's status, and a queued message."""
+        events = [outbox.verification_row(f"verification.{v.status}", v, now)] if created else []
+        if attempt.status == "queued":
+            events.append(outbox.message_row("message.queued", attempt, v.destination, now))
+        return events
 
     def _test_code(self, service: ServiceConfig, destination: str) -> str | None:
         sealed = service.test_numbers.get(destination)
@@ -509,8 +529,8 @@ class VerificationService:
     def _conn(self) -> Connection:
         return self._session.connection()
 
-    def _insert(self, table: Table, obj: Verification | SendAttempt) -> None:
-        self._conn().execute(insert(table), self._values(table, obj))
+    def _insert(self, stmt: Insert, obj: Verification | SendAttempt) -> None:
+        self._conn().execute(stmt, self._values(cast(Table, stmt.table), obj))
 
     @staticmethod
     def _values(table: Table, obj: Verification | SendAttempt) -> dict[str, Any]:
