@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from sqlalchemy import event, func, select
 
 from tests.conftest import ApiClient, make_tenant
-from verify.models import Event, SendAttempt, Verification
+from verify.models import CheckAttempt, DestinationFailures, Event, SendAttempt, Verification
 from verify.runtime import Runtime
 
 TO = "+14155550123"
@@ -83,3 +83,43 @@ def test_a_test_number_start_writes_its_one_event(app, runtime: Runtime) -> None
     r = api.start(TO)
     assert r.status_code == 201, r.json
     assert written(runtime, r.json["sid"]) == (1, ["test"], ["verification.pending"])
+
+
+def check_rows(runtime: Runtime, verification_sid: str, destination: str) -> tuple:
+    """The check attempts' outcomes, the destination's failure streak, and the events."""
+    with runtime.sessions() as s:
+        outcomes = s.scalars(
+            select(CheckAttempt.outcome)
+            .where(CheckAttempt.verification_sid == verification_sid)
+            .order_by(CheckAttempt.id)
+        ).all()
+        streak = s.scalar(
+            select(DestinationFailures.consecutive).where(
+                DestinationFailures.destination == destination
+            )
+        )
+    return list(outcomes), streak, written(runtime, verification_sid)[2]
+
+
+def test_checks_write_in_two_statements_on_postgresql(api: ApiClient, runtime: Runtime) -> None:
+    sid = api.start(TO).json["sid"]
+    with runtime.sessions() as s:
+        code = runtime.sealer.open(sid, s.get_one(Verification, sid).sealed_code)
+    wrong = f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+    with statements(runtime) as seen:
+        r = api.check(wrong)
+    assert r.status_code == 200
+    assert r.json["status"] == "pending"
+    assert check_rows(runtime, sid, TO)[:2] == (["wrong_code"], 1)
+    with statements(runtime) as seen_right:
+        r = api.check(code)
+    assert r.json["status"] == "approved"
+    if runtime.engine.dialect.name == "postgresql":
+        # counted; then the outcome with everything it changes
+        assert len(seen) == 2, seen
+        assert len(seen_right) == 2, seen_right
+    outcomes, streak, events = check_rows(runtime, sid, TO)
+    assert outcomes == ["wrong_code", "approved"]
+    assert streak is None  # the right code ended the destination's failure streak
+    assert events[-1] == "verification.approved"
+    assert events.count("verification.approved") == 1

@@ -49,3 +49,8 @@ class Parser(FlaskParser):
 
 class Blueprint(SmorestBlueprint):  # type: ignore[misc]
     ARGUMENTS_PARSER = Parser()
+
+    def arguments(self, schema: type[ma.Schema] | ma.Schema, *args: Any, **kwargs: Any) -> Any:
+        # Given a class, webargs builds a new schema object for every request: build it once.
+        # (Loading keeps no state on the schema, so one instance serves every thread.)
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)

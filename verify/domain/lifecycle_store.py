@@ -13,7 +13,9 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     insert,
+    literal,
     literal_column,
     select,
     text,
@@ -153,6 +155,17 @@ def _upsert_failure(dialect: str) -> Any:
 
 
 UPSERT_FAILURE = {dialect: _upsert_failure(dialect) for dialect in ("postgresql", "sqlite")}
+# PostgreSQL: a wrong code's check attempt and its destination's failure in one statement.
+RECORD_WRONG_CODE = UPSERT_FAILURE["postgresql"].add_cte(
+    insert(CHECKS)
+    .values(
+        verification_sid=bindparam("p_verification_sid"),
+        account_sid=bindparam("p_account_sid"),
+        outcome="wrong_code",
+        date_created=bindparam("p_date_created", type_=UTCDateTime()),
+    )
+    .cte("checked")
+)
 
 
 def _insert_unless_pending(dialect: str) -> Any:
@@ -218,4 +231,52 @@ def create_statement(
     stmt = _CREATES.get(shape)
     if stmt is None:
         stmt = _CREATES[shape] = _create(*shape)
+    return stmt
+
+
+# -- an approval in one statement (PostgreSQL) ----------------------------------------------------
+
+
+def _approve(e_columns: Sequence[str]) -> Select[Any]:
+    won = (
+        update(VERIFICATIONS)
+        .where(V.sid == bindparam("p_sid"), IS_PENDING)
+        .values(status=APPROVED, date_updated=bindparam("p_date_updated", type_=UTCDateTime()))
+        .returning(V.sid)
+        .cte("approved")
+    )
+    # The event, the check attempt and the end of the destination's failure streak are written
+    # only if this check won the transition: they select from it.
+    event = insert(EVENTS).from_select(
+        list(e_columns), select(*_binds(EVENTS, "e0_", e_columns)).select_from(won)
+    )
+    check = insert(CHECKS).from_select(
+        ["verification_sid", "account_sid", "outcome", "date_created"],
+        select(
+            won.c.sid,
+            bindparam("p_account_sid", type_=CHECKS.c.account_sid.type),
+            literal(APPROVED),
+            bindparam("p_date_updated", type_=UTCDateTime()),
+        ).select_from(won),
+    )
+    cleared = delete(FAILURES).where(
+        F.account_sid == bindparam("p_account_sid"),
+        F.destination == bindparam("p_destination"),
+        exists(select(won.c.sid)),
+    )
+    return select(won.c.sid).add_cte(
+        event.cte("approved_event"), check.cte("approved_check"), cleared.cte("cleared")
+    )
+
+
+_APPROVES: dict[tuple[str, ...], Select[Any]] = {}
+
+
+def approve_statement(e_columns: tuple[str, ...]) -> Select[Any]:
+    """PostgreSQL: pending -> approved with its ``verification.approved`` event (parameters
+    ``e0_<column>``), the approved check attempt and the end of the destination's failure streak,
+    in one statement that returns the sid, or no row if the verification was no longer pending."""
+    stmt = _APPROVES.get(e_columns)
+    if stmt is None:
+        stmt = _APPROVES[e_columns] = _approve(e_columns)
     return stmt

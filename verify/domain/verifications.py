@@ -41,6 +41,7 @@ from verify.domain.lifecycle_store import (
     INSERT_VERIFICATION,
     MAX_ATTEMPTS,
     PENDING,
+    RECORD_WRONG_CODE,
     SELECT_ATTEMPTS,
     SELECT_DUE,
     SELECT_PENDING,
@@ -50,6 +51,7 @@ from verify.domain.lifecycle_store import (
     TRANSITION,
     UPSERT_FAILURE,
     VERIFICATIONS,
+    approve_statement,
     create_statement,
 )
 from verify.domain.sends import (
@@ -437,15 +439,8 @@ class VerificationService:
     def _judge(self, v: Verification, service: ServiceConfig, code: str, now: datetime) -> bool:
         """Compare a counted check's code and record the result."""
         if self._hasher.verify(v.sid, code, v.code_hash):
-            if self._transition(v, APPROVED, now):
-                self._record_check(v, "approved", now)
-                self._conn().execute(
-                    CLEAR_FAILURES, {"account_sid": v.account_sid, "destination": v.destination}
-                )
-                return True
-            return False
-        self._record_check(v, "wrong_code", now)
-        self._count_destination_failure(v, now)
+            return self._approve(v, now)
+        self._record_wrong_code(v, now)
         if v.check_attempts >= service.max_check_attempts:
             self._transition(v, MAX_ATTEMPTS, now)
         return False
@@ -459,18 +454,52 @@ class VerificationService:
             and streak.last_failure_at > now - window
         )
 
-    def _count_destination_failure(self, v: Verification, now: datetime) -> None:
-        """One more consecutive failure for the destination; an old streak starts over."""
+    def _approve(self, v: Verification, now: datetime) -> bool:
+        """A right code: pending -> approved with its event, the check attempt, and the end of the
+        destination's failure streak. False if another request changed the status first. One
+        statement on PostgreSQL."""
+        conn = self._conn()
+        if conn.dialect.name != "postgresql":
+            if not self._transition(v, APPROVED, now):
+                return False
+            self._record_check(v, "approved", now)
+            conn.execute(
+                CLEAR_FAILURES, {"account_sid": v.account_sid, "destination": v.destination}
+            )
+            return True
+        v.status = APPROVED  # as the statement leaves it, for the event
+        event = outbox.verification_row(f"verification.{APPROVED}", v, now)
+        params = {f"e0_{k}": x for k, x in event.items()}
+        params.update(
+            p_sid=v.sid,
+            p_date_updated=now,
+            p_account_sid=v.account_sid,
+            p_destination=v.destination,
+        )
+        if conn.execute(approve_statement(tuple(event)), params).first() is None:
+            self._reload(v)
+            return False
+        v.date_updated = now
+        return True
+
+    def _record_wrong_code(self, v: Verification, now: datetime) -> None:
+        """The check attempt, and one more consecutive failure for the destination (an old streak
+        starts over). One statement on PostgreSQL."""
         conn = self._conn()
         window = timedelta(seconds=self._limits.destination_failure_window)
-        values = {
+        failure = {
             "account_sid": v.account_sid,
             "destination": v.destination,
             "consecutive": 1,
             "last_failure_at": now,
             "cutoff": now - window,
         }
-        conn.execute(UPSERT_FAILURE[conn.dialect.name], values)
+        if conn.dialect.name != "postgresql":
+            self._record_check(v, "wrong_code", now)
+            conn.execute(UPSERT_FAILURE[conn.dialect.name], failure)
+            return
+        check = {"p_verification_sid": v.sid, "p_account_sid": v.account_sid, "p_date_created": now}
+        conn.execute(RECORD_WRONG_CODE, {**failure, **check})
 
     def _record_check(self, v: Verification, outcome: str, now: datetime) -> None:
         values = {
