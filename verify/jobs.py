@@ -48,7 +48,9 @@ def deliver(attempt_sid: str) -> str:
     with rt.engine.connect() as connection, rt.sessions(bind=connection) as session:
         # The fraud rules again, just before a provider is called (docs/abuse.md).
         gate = abuse.build_gate(rt, session)
-        outcome = delivery().sender(session, gate).deliver(attempt_sid)
+        # On PostgreSQL the common send runs as single statements on this connection.
+        lane = connection if connection.dialect.name == "postgresql" else None
+        outcome = delivery().sender(session, gate).deliver(attempt_sid, lane=lane)
     log.info("delivery", extra={"attempt": attempt_sid, "outcome": outcome})
     return outcome
 

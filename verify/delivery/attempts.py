@@ -11,15 +11,16 @@ tenant's, so they never count against ``MaxSendAttempts``) and the sid of the at
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast as typed
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Table, bindparam, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from verify.domain import sids
 from verify.domain.destinations import PHONE_CHANNELS
 from verify.events import outbox
-from verify.models import SendAttempt, Service, Verification
+from verify.models import Event, SendAttempt, Service, UTCDateTime, Verification
 
 # An attempt in one of these states may still reach the person.
 IN_FLIGHT = ("queued", "sending", "sent", "delivered", "test")
@@ -143,3 +144,112 @@ def transition(
     for name, value in {"date_updated": now, **values}.items():
         set_committed_value(attempt, name, value)
     return True
+
+
+# -- the common send on PostgreSQL -----------------------------------------------------------------
+# Statements built once with bound parameters, each run as its own transaction (autocommit) by
+# SendService.deliver: read what the send needs, claim the attempt for the chosen provider, and
+# record the provider's acceptance together with its ``message.sent`` event. Anything uncommon
+# takes the general path (the functions above, in a transaction).
+
+ATTEMPTS = typed(Table, SendAttempt.__table__)
+VERIFICATIONS = typed(Table, Verification.__table__)
+SERVICES = typed(Table, Service.__table__)
+EVENTS = typed(Table, Event.__table__)
+_A, _V, _S = ATTEMPTS.c, VERIFICATIONS.c, SERVICES.c
+
+
+def _is(column: ColumnElement[str], status: str) -> ColumnElement[bool]:
+    # Spelt as SQL, not bound: PostgreSQL's generic plans can use partial indexes on the status.
+    return column == literal_column(f"'{status}'")
+
+
+_NOW = bindparam("p_now", type_=UTCDateTime())
+
+# The attempt, its verification and the parts of its service a message needs: one row.
+SELECT_SEND = (
+    select(
+        _A.status,
+        _A.retry_at,
+        _A.replaces_sid,
+        _A.channel,
+        _A.account_sid,
+        _A.service_sid,
+        _A.verification_sid,
+        _V.status.label("v_status"),
+        _V.expires_at,
+        _V.destination,
+        _V.country,
+        _V.locale,
+        _V.custom_friendly_name,
+        _V.sealed_code,
+        _S.friendly_name,
+        _S.default_locale,
+        _S.do_not_share_warning_enabled,
+        _S.dtmf_input_required,
+        _S.fallback_channels,
+        _S.channels,
+        _S.channel_timeout,
+    )
+    .join_from(ATTEMPTS, VERIFICATIONS, _V.sid == _A.verification_sid)
+    .join(SERVICES, _S.sid == _V.service_sid)
+    .where(_A.sid == bindparam("p_sid"))
+)
+
+# queued -> sending for the chosen provider, only while the attempt is due and its verification
+# pending and unexpired (re-checked here: it may have ended since it was read).
+CLAIM_SEND = (
+    update(ATTEMPTS)
+    .where(
+        _A.sid == bindparam("p_sid"),
+        _is(_A.status, "queued"),
+        _A.retry_at.is_(None) | (_A.retry_at <= _NOW),
+        _V.sid == _A.verification_sid,
+        _is(_V.status, "pending"),
+        _V.expires_at > _NOW,
+    )
+    .values(
+        status="sending",
+        provider=bindparam("p_provider"),
+        provider_sid=bindparam("p_provider_sid"),
+        retry_at=None,
+        date_updated=_NOW,
+    )
+)
+
+_SENT = (
+    update(ATTEMPTS)
+    .where(_A.sid == bindparam("p_sid"), _is(_A.status, "sending"))
+    .values(
+        status="sent",
+        reason_code=None,
+        raw_code=bindparam("p_raw_code"),
+        provider_message_id=bindparam("p_message_id"),
+        date_updated=_NOW,
+    )
+    .returning(_A.sid)
+    .cte("sent")
+)
+EVENT_COLUMNS = (
+    "sid",
+    "account_sid",
+    "service_sid",
+    "type",
+    "subject_sid",
+    "payload",
+    "date_created",
+)
+# sending -> sent and its event in one statement: the event is written only if the update was.
+RECORD_SENT = (
+    insert(EVENTS)
+    .from_select(
+        EVENT_COLUMNS,
+        select(
+            # Typed parameters: the dialect casts each one (JSON for the payload).
+            *(bindparam(f"e_{name}", type_=EVENTS.c[name].type) for name in EVENT_COLUMNS)
+        ).select_from(_SENT),
+    )
+    .add_cte(_SENT)
+    # An INSERT's rowcount is otherwise gone once its cursor is closed.
+    .execution_options(preserve_rowcount=True)
+)

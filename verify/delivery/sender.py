@@ -19,9 +19,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,7 @@ from verify.delivery.voice import continue_url
 from verify.domain.clock import Clock
 from verify.domain.codes import CodeSealer
 from verify.domain.destinations import Destination
-from verify.domain.sends import Dispatcher, OpenGate, SendContext, SendGate, StartRequest
+from verify.domain.sends import Dispatcher, OpenGate, Screening, SendContext, SendGate, StartRequest
 from verify.events import outbox
 from verify.models import CheckAttempt, SendAttempt, Service, Verification
 
@@ -94,6 +94,16 @@ class _Claimed:
     service: Service
 
 
+@dataclass
+class _FastClaim:
+    """A send claimed on the PostgreSQL lane: the row SELECT_SEND read, and what was chosen."""
+
+    sid: str
+    row: Row[*tuple[Any, ...]]
+    route: Route
+    message: OutboundMessage
+
+
 class SendService:
     def __init__(
         self,
@@ -129,9 +139,16 @@ class SendService:
         self._rng = rng
         self._after_commit: list[Callable[[], None]] = []
 
-    def deliver(self, attempt_sid: str) -> str:
-        """Returns what happened: sent, retry, failover, failed, or why nothing was sent."""
+    def deliver(self, attempt_sid: str, *, lane: Connection | None = None) -> str:
+        """Returns what happened: sent, retry, failover, failed, or why nothing was sent.
+
+        ``lane``: the session's own connection, on PostgreSQL, with no transaction begun. The
+        common send then runs as three single statements, each its own transaction."""
         try:
+            if lane is not None:
+                outcome = self._deliver_on(lane, attempt_sid)
+                if outcome is not None:
+                    return outcome
             with self._session.begin():
                 claimed = self._claim(attempt_sid)
             self._run_after_commit()
@@ -144,6 +161,123 @@ class SendService:
             return outcome
         finally:
             self._after_commit.clear()
+
+    # -- the common send, on PostgreSQL -------------------------------------------------------------
+
+    def _deliver_on(self, lane: Connection, attempt_sid: str) -> str | None:
+        """The common send without a BEGIN or COMMIT round trip: read, claim, call, record. None
+        when the send is not the common case (and nothing was changed): the general path runs."""
+        isolation = lane.default_isolation_level
+        lane.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            claimed = self._claim_on(lane, attempt_sid)
+            if claimed is None:
+                return None
+            result = self._call(claimed)
+            if result.outcome is Outcome.ACCEPTED and claimed.message.status_callback is None:
+                return self._sent_on(lane, claimed, result)
+        finally:
+            self._end_reads()
+            if lane.in_transaction():
+                lane.rollback()  # a statement failed before its commit
+            lane.execution_options(isolation_level=isolation)
+        # Not accepted (or receipts may already wait for it): conclude as the general path does.
+        with self._session.begin():
+            attempt = self._session.get(SendAttempt, attempt_sid)
+            assert attempt is not None
+            v = self._verification(attempt)
+            service = self._session.get(Service, v.service_sid)
+            assert service is not None
+            general = _Claimed(attempt, claimed.route, claimed.message, v.expires_at, v, service)
+            outcome = self._conclude(general, result)
+        self._run_after_commit()
+        return outcome
+
+    def _claim_on(self, lane: Connection, attempt_sid: str) -> _FastClaim | None:
+        row = lane.execute(lifecycle.SELECT_SEND, {"p_sid": attempt_sid}).first()
+        lane.commit()
+        now = self._clock.now()
+        if (
+            row is None
+            or row.status != "queued"
+            or row.replaces_sid is not None  # failover and fallback attempts: tried providers
+            or (row.retry_at is not None and row.retry_at > now)
+            or row.v_status != "pending"
+            or row.expires_at <= now
+        ):
+            return None
+        screening = self._screen(row.verification_sid, row.channel, row)
+        if screening.block is not None:
+            return None  # the general path screens again, and records the block
+        routes = self._router.route(row.account_sid, row.channel, row.country)
+        self._end_reads()
+        ts = now.timestamp()
+        chosen = next((r for r in routes if self._breakers.admit(r.key, ts).allowed), None)
+        if chosen is None:
+            return None  # no route, or every provider resting
+        claim = lane.execute(
+            lifecycle.CLAIM_SEND,
+            {
+                "p_sid": attempt_sid,
+                "p_now": now,
+                "p_provider": chosen.type,
+                "p_provider_sid": chosen.sid,
+            },
+        )
+        lane.commit()
+        if claim.rowcount != 1:
+            return None  # claimed elsewhere, or the verification ended: the general path tells
+        message = self._message(chosen, row.channel, attempt_sid, row.verification_sid, row, row)
+        return _FastClaim(attempt_sid, row, chosen, message)
+
+    def _sent_on(self, lane: Connection, claimed: _FastClaim, result: SendResult) -> str:
+        row, route = claimed.row, claimed.route
+        now = self._clock.now()
+        # The attempt as it now is (transient): the subject of its message.sent event.
+        attempt = SendAttempt(
+            sid=claimed.sid,
+            verification_sid=row.verification_sid,
+            account_sid=row.account_sid,
+            service_sid=row.service_sid,
+            channel=row.channel,
+            status="sent",
+            provider=route.type,
+            provider_sid=route.sid,
+            reason_code=None,
+        )
+        event = outbox.message_row("message.sent", attempt, row.destination, now)
+        params = {f"e_{name}": event[name] for name in lifecycle.EVENT_COLUMNS}
+        recorded = lane.execute(
+            lifecycle.RECORD_SENT,
+            {
+                "p_sid": claimed.sid,
+                "p_now": now,
+                "p_raw_code": result.raw_code,
+                "p_message_id": result.provider_message_id,
+                **params,
+            },
+        )
+        lane.commit()
+        if recorded.rowcount != 1:
+            return "claimed_elsewhere"
+        if row.fallback_channels:
+            # Transient too: the columns the channel timeout reads.
+            v = Verification(
+                sid=row.verification_sid, destination=row.destination, expires_at=row.expires_at
+            )
+            service = Service(
+                fallback_channels=row.fallback_channels,
+                channels=row.channels,
+                channel_timeout=row.channel_timeout,
+            )
+            self._schedule_channel_timeout(attempt, v, service, now)
+        self._run_after_commit()
+        return "sent"
+
+    def _end_reads(self) -> None:
+        # The router and the screening may read through the session: end that (autocommit) read.
+        if self._session.in_transaction():
+            self._session.commit()
 
     # -- before the call --------------------------------------------------------------------------
 
@@ -175,16 +309,7 @@ class SendService:
                 return "claimed_elsewhere"
             return reason
 
-        screening = self._gate.screen_delivery(
-            SendContext(
-                v.account_sid,
-                v.service_sid,
-                Destination(v.destination, "email" if "@" in v.destination else "phone", v.country),
-                attempt.channel,
-                StartRequest(to=v.destination, channel=attempt.channel, locale=v.locale),
-                v.sid,
-            )
-        )
+        screening = self._screen(v.sid, attempt.channel, v)
         if screening.block is not None:
             if not lifecycle.transition(
                 self._session,
@@ -231,22 +356,49 @@ class SendService:
             retry_at=None,
         ):
             return "claimed_elsewhere"
-        friendly_name = v.custom_friendly_name or service.friendly_name
-        locale = self._resolve_locale(v.locale, service.default_locale, v.country)
-        message = self._render(
-            attempt.channel,
-            locale,
-            friendly_name=friendly_name,
-            code=self._sealer.open(v.sid, v.sealed_code),
+        message = self._message(chosen, attempt.channel, attempt.sid, v.sid, v, service)
+        return _Claimed(attempt, chosen, message, v.expires_at, v, service)
+
+    def _screen(self, verification_sid: str, channel: str, v: Any) -> Screening:
+        """The fraud rules again, just before the call. ``v``: the verification, or a SELECT_SEND
+        row (which has its fields, and its account's and service's sids)."""
+        destination = v.destination
+        kind = "email" if "@" in destination else "phone"
+        return self._gate.screen_delivery(
+            SendContext(
+                v.account_sid,
+                v.service_sid,
+                Destination(destination, kind, v.country),
+                channel,
+                StartRequest(to=destination, channel=channel, locale=v.locale),
+                verification_sid,
+            )
+        )
+
+    def _message(
+        self,
+        route: Route,
+        channel: str,
+        attempt_sid: str,
+        verification_sid: str,
+        v: Any,
+        service: Any,
+    ) -> OutboundMessage:
+        """The message to send. ``v`` and ``service``: the verification and its service, or a
+        SELECT_SEND row for both (it has the fields of each that a message needs)."""
+        return self._render(
+            channel,
+            self._resolve_locale(v.locale, service.default_locale, v.country),
+            friendly_name=v.custom_friendly_name or service.friendly_name,
+            code=self._sealer.open(verification_sid, v.sealed_code),
             do_not_share_warning=service.do_not_share_warning_enabled,
             dtmf_required=service.dtmf_input_required,
             to=v.destination,
-            verification_sid=v.sid,
-            attempt_sid=attempt.sid,
-            status_callback=self._status_callback(chosen),
-            voice_continue_url=self._voice_continue_url(chosen, attempt),
+            verification_sid=verification_sid,
+            attempt_sid=attempt_sid,
+            status_callback=self._status_callback(route),
+            voice_continue_url=self._voice_continue_url(route, channel, attempt_sid),
         )
-        return _Claimed(attempt, chosen, message, v.expires_at, v, service)
 
     def _tried_providers(self, attempt: SendAttempt) -> set[str]:
         """Providers that already failed this send on this channel (failover never goes back)."""
@@ -268,15 +420,15 @@ class SendService:
             return None
         return f"{self._public_url}/v2/Callbacks/{route.sid}"
 
-    def _voice_continue_url(self, route: Route, attempt: SendAttempt) -> str | None:
+    def _voice_continue_url(self, route: Route, channel: str, attempt_sid: str) -> str | None:
         """Where a DTMF-first call fetches the code after the key press (verify/delivery/voice.py)."""
-        if attempt.channel != "call" or not self._public_url or route.sid is None:
+        if channel != "call" or not self._public_url or route.sid is None:
             return None
-        return continue_url(self._public_url, route.sid, attempt.sid)
+        return continue_url(self._public_url, route.sid, attempt_sid)
 
     # -- the call -----------------------------------------------------------------------------------
 
-    def _call(self, claimed: _Claimed) -> SendResult:
+    def _call(self, claimed: _Claimed | _FastClaim) -> SendResult:
         route = claimed.route
         try:
             result = self._providers(route).send(claimed.message)

@@ -46,6 +46,42 @@ REASONS = (
 )
 
 
+# What httpx.Client would send by default, so a request reads the same on the wire.
+_DEFAULT_HEADERS = {
+    "accept": "*/*",
+    "accept-encoding": "gzip, deflate",
+    "connection": "keep-alive",
+    "user-agent": f"python-httpx/{httpx.__version__}",
+}
+
+
+class Poster:
+    """POSTs straight to a transport. An adapter needs none of httpx.Client's work per request
+    (merging defaults, a cookie jar, auth flows, redirects: adapters follow none), and that work
+    costs more than the local HTTP exchange itself. The timeout travels with every request."""
+
+    def __init__(self, timeout: float, transport: httpx.BaseTransport | None = None) -> None:
+        self._timeout = httpx.Timeout(timeout).as_dict()
+        self._transport = transport
+
+    def post(self, url: httpx.URL, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        if self._transport is None:  # built on first use: a TLS context is not cheap
+            self._transport = httpx.HTTPTransport(retries=0)
+        request = httpx.Request(
+            "POST",
+            url,
+            content=content,
+            headers={**_DEFAULT_HEADERS, **headers},
+            extensions={"timeout": self._timeout},
+        )
+        response = self._transport.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
+
+
 def transport_failure(exc: httpx.HTTPError) -> SendResult:
     """A request that got no HTTP answer. Nothing reached the provider when the connection failed:
     another provider can take it now. A timeout after connecting may have been sent: same provider,

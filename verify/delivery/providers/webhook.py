@@ -81,17 +81,11 @@ class WebhookProvider:
         timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._url = url
+        self._url = httpx.URL(url)  # parsed once, not on every send
         self._key = secret_key(secret)
-        self._timeout = timeout
-        self._transport = transport
-        self._http: httpx.Client | None = None
-
-    def _client(self) -> httpx.Client:
-        # One client per adapter: its TLS context and connection pool are built once.
-        if self._http is None:
-            self._http = httpx.Client(timeout=self._timeout, transport=self._transport)
-        return self._http
+        # One transport per adapter (or the process's shared one): TLS context and connections
+        # are built once.
+        self._poster = r.Poster(timeout, transport)
 
     def send(self, message: OutboundMessage) -> SendResult:
         body = json.dumps(payload(message), ensure_ascii=False, separators=(",", ":")).encode()
@@ -104,7 +98,7 @@ class WebhookProvider:
             "webhook-signature": sign(self._key, msg_id, timestamp, body),
         }
         try:
-            response = self._client().post(self._url, content=body, headers=headers)
+            response = self._poster.post(self._url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return r.transport_failure(exc)
         answer = _json(response.content)
