@@ -634,8 +634,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--rounds", type=int, default=2, help="closed-loop rounds (2)")
     p.add_argument("--open-rounds", type=int, default=3, help="open-loop rounds (3)")
-    p.add_argument("--connections", type=int, default=16, help="closed-loop connections (16)")
-    p.add_argument("--open-connections", type=int, default=32, help="open-loop connections (32)")
+    p.add_argument("--connections", type=int, default=64, help="closed-loop connections (64)")
+    p.add_argument("--open-connections", type=int, default=64, help="open-loop connections (64)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers for every server (2)")
     p.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (4)")
     p.add_argument(

@@ -84,11 +84,15 @@ def _area_codes() -> list[int]:
     out = []
     for npa in range(201, 990):
         try:
-            for line in ("0000", "0100", "9999"):
-                parse_phone(f"+1{npa}555{line}")
+            regions = {
+                parse_phone(f"+1{npa}555{line}").country for line in ("0000", "0100", "9999")
+            }
         except Exception:  # noqa: S112 - not a usable area code
             continue
-        out.append(npa)
+        # Not Canada's or the Caribbean's (other countries, which a tenant's geo permissions
+        # may refuse).
+        if regions == {"US"}:
+            out.append(npa)
     return out
 
 
