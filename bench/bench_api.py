@@ -337,6 +337,8 @@ def main_run(stack: Stack, runner: Runner, args: argparse.Namespace, numbers: Nu
     # Latency: open loop at half of each endpoint's own maximum (or of the insert ceiling's), with
     # the two ceilings at the very same rate, interleaved in rounds.
     def half(kind: str) -> float:
+        if args.rate_basis == "target":  # half the throughput the target asks for
+            return THROUGHPUT_TARGET * closed["insert"].result.rps / 2
         basis = closed[kind] if args.rate_basis == "own" else closed["insert"]
         return basis.result.rps / 2
 
@@ -648,8 +650,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "right: one right code each (approves it)",
     )  # fmt: skip
     p.add_argument(
-        "--rate-basis", choices=("own", "insert"), default="own",
-        help="open-loop rate: half the endpoint's own max (default) or half the insert ceiling's",
+        "--rate-basis", choices=("own", "insert", "target"), default="own",
+        help="open-loop rate: half the endpoint's own max (default), half the insert ceiling's, "
+        "or half the throughput target (0.5 x the insert ceiling's)",
     )  # fmt: skip
     p.add_argument("--argon2-time-cost", type=int, default=Settings().argon2.time_cost)
     p.add_argument("--argon2-memory-kib", type=int, default=Settings().argon2.memory_cost_kib)
