@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 
 from verify import abuse, metrics
+from verify.delivery.attempts import stuck_attempts
 from verify.delivery.pipeline import Delivery
 from verify.delivery.queue import RQDispatcher
-from verify.delivery.sender import stuck_attempts
 from verify.domain.verifications import VerificationService
 from verify.events.relay import Relay, WebhookQueue
 from verify.events.sender import WebhookSender
@@ -50,7 +50,7 @@ def deliver(attempt_sid: str) -> str:
         gate = abuse.build_gate(rt, session)
         # On PostgreSQL the common send runs as single statements on this connection.
         lane = connection if connection.dialect.name == "postgresql" else None
-        outcome = delivery().sender(session, gate).deliver(attempt_sid, lane=lane)
+        outcome = delivery().sender(session, gate, lane=lane).deliver(attempt_sid)
     log.info("delivery", extra={"attempt": attempt_sid, "outcome": outcome})
     return outcome
 
@@ -59,8 +59,7 @@ def channel_timeout(attempt_sid: str) -> str:
     """A sent attempt's channel timeout fell due: fall back to the next channel if still needed."""
     rt = _rt()
     with rt.sessions() as session:
-        gate = abuse.build_gate(rt, session)
-        outcome = delivery().sender(session, gate).channel_timeout(attempt_sid)
+        outcome = delivery().channel_timeouts(session).run(attempt_sid)
     log.info("channel timeout", extra={"attempt": attempt_sid, "outcome": outcome})
     return outcome
 

@@ -89,8 +89,8 @@ def test_a_verification_that_ends_before_the_claim_is_not_sent(api, runtime):
     verification_sid = api.start().json["sid"]
     sid = attempt_sid(runtime, verification_sid)
     with runtime.engine.connect() as connection, runtime.sessions(bind=connection) as session:
-        sender = jobs.delivery().sender(session, CancelingGate(runtime, verification_sid))
-        outcome = sender.deliver(sid, lane=connection)
+        gate = CancelingGate(runtime, verification_sid)
+        outcome = jobs.delivery().sender(session, gate, lane=connection).deliver(sid)
     assert outcome == "verification_canceled"
     with runtime.sessions() as session:
         attempt = session.get(SendAttempt, sid)

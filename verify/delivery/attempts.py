@@ -10,7 +10,7 @@ tenant's, so they never count against ``MaxSendAttempts``) and the sid of the at
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast as typed
 
 from sqlalchemy import ColumnElement, Table, bindparam, insert, literal_column, select, update
@@ -144,6 +144,25 @@ def transition(
     for name, value in {"date_updated": now, **values}.items():
         set_committed_value(attempt, name, value)
     return True
+
+
+def stuck_attempts(session: Session, now: datetime, older_than: int, limit: int = 500) -> list[str]:
+    """Attempts still queued after ``older_than`` seconds for a pending verification, and due (an
+    attempt waiting for a retry is not redriven before its time)."""
+    with session.begin():
+        query = (
+            select(SendAttempt.sid)
+            .join(Verification, Verification.sid == SendAttempt.verification_sid)
+            .where(
+                SendAttempt.status == "queued",
+                SendAttempt.date_updated <= now - timedelta(seconds=older_than),
+                (SendAttempt.retry_at.is_(None)) | (SendAttempt.retry_at <= now),
+                Verification.status == "pending",
+                Verification.expires_at > now,
+            )
+            .limit(limit)
+        )
+        return list(session.scalars(query))
 
 
 # -- the common send on PostgreSQL -----------------------------------------------------------------

@@ -3,16 +3,20 @@ Runtime. Adapters are built once per provider version and reused (their HTTP con
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import datetime
 
 import httpx
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from verify.delivery import providers as registry
 from verify.delivery import templates
 from verify.delivery.circuit import CircuitBreakers, Policy
 from verify.delivery.console import outbox_for
+from verify.delivery.fallback import ChannelTimeouts
+from verify.delivery.lane import LaneSender
 from verify.delivery.providers.base import Provider
 from verify.delivery.queue import RQDispatcher, Timers
 from verify.delivery.receipts import ReceiptService
@@ -98,9 +102,14 @@ class Delivery:
             cap=float(limits.delivery_retry_cap),
         )
 
-    def sender(self, session: Session, gate: SendGate | None = None) -> SendService:
+    def sender(
+        self, session: Session, gate: SendGate | None = None, *, lane: Connection | None = None
+    ) -> SendService:
+        """``lane``: the session's own connection on PostgreSQL, with no transaction begun; the
+        common send then runs as single statements on it (verify/delivery/lane.py)."""
         rt = self.rt
-        return SendService(
+        make = functools.partial(LaneSender, lane=lane) if lane is not None else SendService
+        return make(
             session,
             clock=rt.clock,
             sealer=rt.sealer,
@@ -115,6 +124,9 @@ class Delivery:
             public_url=rt.settings.public_url,
             gate=gate,
         )
+
+    def channel_timeouts(self, session: Session) -> ChannelTimeouts:
+        return ChannelTimeouts(session, clock=self.rt.clock, dispatcher=self.dispatcher)
 
     def receipts(self, session: Session) -> ReceiptService:
         return ReceiptService(

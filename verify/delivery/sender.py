@@ -19,10 +19,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Connection, Row, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from verify.delivery import attempts as lifecycle
@@ -31,13 +30,14 @@ from verify.delivery.providers.base import OutboundMessage, Outcome, SendResult
 from verify.delivery.queue import JOB_TIMEOUT, Timers
 from verify.delivery.receipts import apply_early_receipts
 from verify.delivery.routing import ProviderFactory, Route, Router
+from verify.delivery.templates import LocaleResolver, Renderer
 from verify.delivery.voice import continue_url
 from verify.domain.clock import Clock
 from verify.domain.codes import CodeSealer
 from verify.domain.destinations import Destination
 from verify.domain.sends import Dispatcher, OpenGate, Screening, SendContext, SendGate, StartRequest
 from verify.events import outbox
-from verify.models import CheckAttempt, SendAttempt, Service, Verification
+from verify.models import SendAttempt, Service, Verification
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +45,6 @@ log = logging.getLogger(__name__)
 # provider call (RQ kills a job after JOB_TIMEOUT; twice that leaves no live job behind).
 LOST_AFTER = 2 * JOB_TIMEOUT
 WORKER_LOST = "worker_lost"
-
-
-class Renderer(Protocol):
-    """templates.render with the locale already resolved."""
-
-    def __call__(
-        self,
-        channel: str,
-        locale: str,
-        *,
-        friendly_name: str,
-        code: str,
-        do_not_share_warning: bool,
-        dtmf_required: bool,
-        to: str,
-        verification_sid: str,
-        attempt_sid: str,
-        status_callback: str | None = None,
-        voice_continue_url: str | None = None,
-    ) -> OutboundMessage: ...
-
-
-LocaleResolver = Callable[[str | None, str | None, str | None], str]
 
 
 @dataclass(frozen=True)
@@ -84,7 +61,7 @@ class RetryPolicy:
 
 
 @dataclass
-class _Claimed:
+class Claimed:
     attempt: SendAttempt
     route: Route
     message: OutboundMessage
@@ -92,16 +69,6 @@ class _Claimed:
     # Held so the session's identity map (weak) keeps them: no second read after the call.
     verification: Verification
     service: Service
-
-
-@dataclass
-class _FastClaim:
-    """A send claimed on the PostgreSQL lane: the row SELECT_SEND read, and what was chosen."""
-
-    sid: str
-    row: Row[*tuple[Any, ...]]
-    route: Route
-    message: OutboundMessage
 
 
 class SendService:
@@ -139,22 +106,15 @@ class SendService:
         self._rng = rng
         self._after_commit: list[Callable[[], None]] = []
 
-    def deliver(self, attempt_sid: str, *, lane: Connection | None = None) -> str:
-        """Returns what happened: sent, retry, failover, failed, or why nothing was sent.
-
-        ``lane``: the session's own connection, on PostgreSQL, with no transaction begun. The
-        common send then runs as three single statements, each its own transaction."""
+    def deliver(self, attempt_sid: str) -> str:
+        """Returns what happened: sent, retry, failover, failed, or why nothing was sent."""
         try:
-            if lane is not None:
-                outcome = self._deliver_on(lane, attempt_sid)
-                if outcome is not None:
-                    return outcome
             with self._session.begin():
                 claimed = self._claim(attempt_sid)
             self._run_after_commit()
             if isinstance(claimed, str):
                 return claimed
-            result = self._call(claimed)
+            result = self._call(claimed.route, claimed.message)
             with self._session.begin():
                 outcome = self._conclude(claimed, result)
             self._run_after_commit()
@@ -162,126 +122,9 @@ class SendService:
         finally:
             self._after_commit.clear()
 
-    # -- the common send, on PostgreSQL -------------------------------------------------------------
-
-    def _deliver_on(self, lane: Connection, attempt_sid: str) -> str | None:
-        """The common send without a BEGIN or COMMIT round trip: read, claim, call, record. None
-        when the send is not the common case (and nothing was changed): the general path runs."""
-        isolation = lane.default_isolation_level
-        lane.execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            claimed = self._claim_on(lane, attempt_sid)
-            if claimed is None:
-                return None
-            result = self._call(claimed)
-            if result.outcome is Outcome.ACCEPTED and claimed.message.status_callback is None:
-                return self._sent_on(lane, claimed, result)
-        finally:
-            self._end_reads()
-            if lane.in_transaction():
-                lane.rollback()  # a statement failed before its commit
-            lane.execution_options(isolation_level=isolation)
-        # Not accepted (or receipts may already wait for it): conclude as the general path does.
-        with self._session.begin():
-            attempt = self._session.get(SendAttempt, attempt_sid)
-            assert attempt is not None
-            v = self._verification(attempt)
-            service = self._session.get(Service, v.service_sid)
-            assert service is not None
-            general = _Claimed(attempt, claimed.route, claimed.message, v.expires_at, v, service)
-            outcome = self._conclude(general, result)
-        self._run_after_commit()
-        return outcome
-
-    def _claim_on(self, lane: Connection, attempt_sid: str) -> _FastClaim | None:
-        row = lane.execute(lifecycle.SELECT_SEND, {"p_sid": attempt_sid}).first()
-        lane.commit()
-        now = self._clock.now()
-        if (
-            row is None
-            or row.status != "queued"
-            or row.replaces_sid is not None  # failover and fallback attempts: tried providers
-            or (row.retry_at is not None and row.retry_at > now)
-            or row.v_status != "pending"
-            or row.expires_at <= now
-        ):
-            return None
-        screening = self._screen(row.verification_sid, row.channel, row)
-        if screening.block is not None:
-            return None  # the general path screens again, and records the block
-        routes = self._router.route(row.account_sid, row.channel, row.country)
-        self._end_reads()
-        ts = now.timestamp()
-        chosen = next((r for r in routes if self._breakers.admit(r.key, ts).allowed), None)
-        if chosen is None:
-            return None  # no route, or every provider resting
-        claim = lane.execute(
-            lifecycle.CLAIM_SEND,
-            {
-                "p_sid": attempt_sid,
-                "p_now": now,
-                "p_provider": chosen.type,
-                "p_provider_sid": chosen.sid,
-            },
-        )
-        lane.commit()
-        if claim.rowcount != 1:
-            return None  # claimed elsewhere, or the verification ended: the general path tells
-        message = self._message(chosen, row.channel, attempt_sid, row.verification_sid, row, row)
-        return _FastClaim(attempt_sid, row, chosen, message)
-
-    def _sent_on(self, lane: Connection, claimed: _FastClaim, result: SendResult) -> str:
-        row, route = claimed.row, claimed.route
-        now = self._clock.now()
-        # The attempt as it now is (transient): the subject of its message.sent event.
-        attempt = SendAttempt(
-            sid=claimed.sid,
-            verification_sid=row.verification_sid,
-            account_sid=row.account_sid,
-            service_sid=row.service_sid,
-            channel=row.channel,
-            status="sent",
-            provider=route.type,
-            provider_sid=route.sid,
-            reason_code=None,
-        )
-        event = outbox.message_row("message.sent", attempt, row.destination, now)
-        params = {f"e_{name}": event[name] for name in lifecycle.EVENT_COLUMNS}
-        recorded = lane.execute(
-            lifecycle.RECORD_SENT,
-            {
-                "p_sid": claimed.sid,
-                "p_now": now,
-                "p_raw_code": result.raw_code,
-                "p_message_id": result.provider_message_id,
-                **params,
-            },
-        )
-        lane.commit()
-        if recorded.rowcount != 1:
-            return "claimed_elsewhere"
-        if row.fallback_channels:
-            # Transient too: the columns the channel timeout reads.
-            v = Verification(
-                sid=row.verification_sid, destination=row.destination, expires_at=row.expires_at
-            )
-            service = Service(
-                fallback_channels=row.fallback_channels,
-                channels=row.channels,
-                channel_timeout=row.channel_timeout,
-            )
-            self._schedule_channel_timeout(attempt, v, service, now)
-        self._run_after_commit()
-        return "sent"
-
-    def _end_reads(self) -> None:
-        # The router and the screening may read through the session: end that (autocommit) read.
-        if self._session.in_transaction():
-            self._session.commit()
-
     # -- before the call --------------------------------------------------------------------------
 
-    def _claim(self, attempt_sid: str) -> _Claimed | str:
+    def _claim(self, attempt_sid: str) -> Claimed | str:
         # One round trip for the attempt, its verification and its service.
         row = self._session.execute(
             select(SendAttempt, Verification, Service)
@@ -357,7 +200,7 @@ class SendService:
         ):
             return "claimed_elsewhere"
         message = self._message(chosen, attempt.channel, attempt.sid, v.sid, v, service)
-        return _Claimed(attempt, chosen, message, v.expires_at, v, service)
+        return Claimed(attempt, chosen, message, v.expires_at, v, service)
 
     def _screen(self, verification_sid: str, channel: str, v: Any) -> Screening:
         """The fraud rules again, just before the call. ``v``: the verification, or a SELECT_SEND
@@ -428,10 +271,9 @@ class SendService:
 
     # -- the call -----------------------------------------------------------------------------------
 
-    def _call(self, claimed: _Claimed | _FastClaim) -> SendResult:
-        route = claimed.route
+    def _call(self, route: Route, message: OutboundMessage) -> SendResult:
         try:
-            result = self._providers(route).send(claimed.message)
+            result = self._providers(route).send(message)
         except Exception as exc:
             # Adapters classify every provider and network outcome themselves; this is a bug in
             # one. The exception's text may quote the message: log its type only.
@@ -446,7 +288,7 @@ class SendService:
 
     # -- after the call -----------------------------------------------------------------------------
 
-    def _conclude(self, claimed: _Claimed, result: SendResult) -> str:
+    def _conclude(self, claimed: Claimed, result: SendResult) -> str:
         attempt, route = claimed.attempt, claimed.route
         now = self._clock.now()
         if result.outcome is Outcome.ACCEPTED:
@@ -598,61 +440,6 @@ class SendService:
         sid, at = attempt.sid, due.timestamp()
         self._after_commit.append(lambda: self._timers.channel_timeout(sid, at))
 
-    # -- channel timeout ----------------------------------------------------------------------------
-
-    def channel_timeout(self, attempt_sid: str) -> str:
-        """The channel timeout of a sent attempt fell due: fall back to the next channel unless the
-        message was delivered, the code was checked, or the verification moved on."""
-        try:
-            with self._session.begin():
-                outcome = self._channel_timeout(attempt_sid)
-            self._run_after_commit()
-            return outcome
-        except IntegrityError:
-            self._session.rollback()
-            return "superseded"  # another worker replaced this attempt first
-        finally:
-            self._after_commit.clear()
-
-    def _channel_timeout(self, attempt_sid: str) -> str:
-        attempt = self._session.get(SendAttempt, attempt_sid)
-        if attempt is None:
-            return "unknown_attempt"
-        v = self._verification(attempt)
-        now = self._clock.now()
-        if v.status != "pending" or v.expires_at <= now:
-            return f"verification_{v.status if v.status != 'pending' else 'expired'}"
-        if attempt.status != "sent":
-            return f"already_{attempt.status}"  # delivered, or failed (its fallback already ran)
-        checked = self._session.scalar(
-            select(CheckAttempt.id)
-            .where(
-                CheckAttempt.verification_sid == v.sid,
-                CheckAttempt.date_created >= attempt.date_updated,
-            )
-            .limit(1)
-        )
-        if checked is not None:
-            return "checked"
-        newer = self._session.scalar(
-            select(SendAttempt.sid)
-            .where(
-                SendAttempt.verification_sid == v.sid,
-                (SendAttempt.replaces_sid == attempt.sid) | (SendAttempt.number > attempt.number),
-            )
-            .limit(1)
-        )
-        if newer is not None:
-            return "superseded"  # a resend, or a fallback already made
-        service = self._session.get(Service, v.service_sid)
-        assert service is not None
-        channel = lifecycle.next_channel(self._session, v, service, attempt.channel)
-        if channel is None:
-            return "no_fallback"
-        nxt = lifecycle.add_system_attempt(self._session, attempt, channel, v.destination, now)
-        self._after_commit_dispatch(nxt.sid)
-        return f"fallback_{channel}"
-
     # -- crashed workers ------------------------------------------------------------------------
 
     def recover_lost(self, older_than: int = LOST_AFTER, limit: int = 500) -> int:
@@ -696,22 +483,3 @@ class SendService:
         actions, self._after_commit = self._after_commit, []
         for action in actions:
             action()
-
-
-def stuck_attempts(session: Session, now: datetime, older_than: int, limit: int = 500) -> list[str]:
-    """Attempts still queued after ``older_than`` seconds for a pending verification, and due (an
-    attempt waiting for a retry is not redriven before its time)."""
-    with session.begin():
-        query = (
-            select(SendAttempt.sid)
-            .join(Verification, Verification.sid == SendAttempt.verification_sid)
-            .where(
-                SendAttempt.status == "queued",
-                SendAttempt.date_updated <= now - timedelta(seconds=older_than),
-                (SendAttempt.retry_at.is_(None)) | (SendAttempt.retry_at <= now),
-                Verification.status == "pending",
-                Verification.expires_at > now,
-            )
-            .limit(limit)
-        )
-        return list(session.scalars(query))

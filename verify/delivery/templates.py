@@ -13,11 +13,36 @@ import math
 import re
 import tomllib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
+from typing import Protocol
 
 from verify.delivery.providers.base import OutboundMessage
+
+
+class Renderer(Protocol):
+    """``render`` as the sender calls it: with the locale already resolved."""
+
+    def __call__(
+        self,
+        channel: str,
+        locale: str,
+        *,
+        friendly_name: str,
+        code: str,
+        do_not_share_warning: bool,
+        dtmf_required: bool,
+        to: str,
+        verification_sid: str,
+        attempt_sid: str,
+        status_callback: str | None = None,
+        voice_continue_url: str | None = None,
+    ) -> OutboundMessage: ...
+
+
+LocaleResolver = Callable[[str | None, str | None, str | None], str]
 
 CHANNELS = ("sms", "whatsapp", "call", "email")
 LOCALES = ("en", "es", "fr", "de", "pt", "it", "nl", "ar", "he")
