@@ -49,6 +49,7 @@ from verify.app import create_app  # noqa: E402
 from verify.config import Argon2Settings  # noqa: E402
 from verify.delivery.queue import RQDispatcher  # noqa: E402
 from verify.domain.accounts import AccountService, Principal  # noqa: E402
+from verify.domain.checks import CheckService  # noqa: E402
 from verify.domain.codes import CodeHasher  # noqa: E402
 from verify.domain.verifications import VerificationService  # noqa: E402
 from verify.runtime import Runtime, build_runtime  # noqa: E402
@@ -252,10 +253,10 @@ def ablations(runtime: Runtime) -> dict[str, Callable[[], contextlib.AbstractCon
 
     cache: dict[str, object] = {}
 
-    def canned(method: str) -> Callable[..., object]:
-        original = getattr(VerificationService, method)
+    def canned(cls: type, method: str) -> Callable[..., object]:
+        original = getattr(cls, method)
 
-        def call(self: VerificationService, *args: object, **kwargs: object) -> object:
+        def call(self: object, *args: object, **kwargs: object) -> object:
             if method not in cache:
                 cache[method] = original(self, *args, **kwargs)
             return cache[method]
@@ -268,8 +269,8 @@ def ablations(runtime: Runtime) -> dict[str, Callable[[], contextlib.AbstractCon
         marshmallow and response cost of the endpoint (auth from memory, the domain call canned)."""
         with (
             auth_in_memory(),
-            mock.patch.object(VerificationService, "start", canned("start")),
-            mock.patch.object(VerificationService, "check", canned("check")),
+            mock.patch.object(VerificationService, "start", canned(VerificationService, "start")),
+            mock.patch.object(CheckService, "check", canned(CheckService, "check")),
         ):
             yield
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from verify import abuse
 from verify.delivery.queue import RQDispatcher
 from verify.domain.accounts import AccountService, CredentialCache, Principal
+from verify.domain.checks import CheckService
 from verify.domain.services import ServiceRegistry
 from verify.domain.verifications import VerificationService
 from verify.errors import Unauthenticated
@@ -48,6 +49,18 @@ def verifications() -> VerificationService:
         hasher=rt.hasher,
         sealer=rt.sealer,
         dispatcher=RQDispatcher(rt.queue),
+        limits=rt.settings.limits,
+        services=rt.services,
+        gate=send_gate(),
+    )
+
+
+def checks() -> CheckService:
+    rt = runtime()
+    return CheckService(
+        session(),
+        clock=rt.clock,
+        hasher=rt.hasher,
         limits=rt.settings.limits,
         services=rt.services,
         gate=send_gate(),

@@ -15,8 +15,8 @@ from verify.api.schemas import (
     VerificationSchema,
     VerificationUpdateArgs,
 )
+from verify.domain.lifecycle import Outcome
 from verify.domain.sends import StartRequest
-from verify.domain.verifications import Outcome
 
 blp = Blueprint(
     "verifications",
@@ -73,7 +73,7 @@ class VerificationCheck(MethodView):
     @blp.response(200, VerificationCheckSchema)
     def post(self, args: dict[str, Any], service_sid: str) -> Outcome:
         """Check a code, by To or by VerificationSid."""
-        return context.verifications().check(
+        return context.checks().check(
             context.principal().account_sid,
             service_sid,
             args.get("Code"),

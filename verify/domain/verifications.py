@@ -1,4 +1,5 @@
-"""The verification lifecycle: start (and resend), check, cancel/approve, fetch, expire.
+"""The verification lifecycle: start (and resend), cancel/approve, fetch, expire; the check is in
+checks.py, what both share in lifecycle.py.
 
 pending ──check ok──────────────▶ approved
    │ ──Nth wrong check─────────▶ max_attempts_reached
@@ -10,11 +11,10 @@ both win, and writes its event in the same transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Insert, Row, Table
+from sqlalchemy import Insert, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -23,40 +23,26 @@ from verify.config import Limits
 from verify.domain import sids
 from verify.domain.clock import Clock
 from verify.domain.codes import CodeHasher, CodeSealer, generate_code, is_valid_code
-from verify.domain.destinations import CHANNELS, Destination, parse_any, parse_destination
+from verify.domain.destinations import CHANNELS, Destination, parse_destination
+from verify.domain.lifecycle import Lifecycle, Outcome, verification_from
 from verify.domain.lifecycle_store import (
     APPROVED,
     ATTEMPTS,
     CANCELED,
     CLAIM_SEND,
-    CLEAR_FAILURES,
-    COUNT_CHECK,
-    COUNT_FAST_BY_SID,
-    COUNT_FAST_BY_TO,
     EXPIRED,
     FAILED,
     INSERT_ATTEMPT,
-    INSERT_CHECK,
     INSERT_UNLESS_PENDING,
     INSERT_VERIFICATION,
-    MAX_ATTEMPTS,
     PENDING,
-    RECORD_WRONG_CODE,
-    SELECT_ATTEMPTS,
     SELECT_DUE,
     SELECT_PENDING,
-    SELECT_TARGET_BY_SID,
-    SELECT_TARGET_BY_TO,
-    SELECT_VERIFICATION,
-    TRANSITION,
-    UPSERT_FAILURE,
     VERIFICATIONS,
-    approve_statement,
     create_statement,
 )
 from verify.domain.sends import (
     Dispatcher,
-    OpenGate,
     Screening,
     SendContext,
     SendGate,
@@ -67,12 +53,8 @@ from verify.errors import (
     ChannelDisabled,
     FeatureDisabled,
     InvalidParameter,
-    MaxCheckAttempts,
     MaxSendAttempts,
-    NoTarget,
-    NotFound,
     VerificationNotPending,
-    VerifyError,
 )
 from verify.events import outbox
 from verify.models import (
@@ -81,31 +63,7 @@ from verify.models import (
 )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A verification as the API shows it, with the result of a check where there was one."""
-
-    verification: Verification
-    attempts: list[SendAttempt]
-    valid: bool = False
-    block: VerifyError | None = None  # the abuse controls refused this send (raised by ``start``)
-
-
-def _locked(v: Verification, now: datetime) -> MaxCheckAttempts:
-    """60202 for a verification out of guesses. Retrying it never helps: start a new one. Retry-After
-    is when its code would have expired anyway."""
-    return MaxCheckAttempts(
-        "Max check attempts reached for this verification; start a new one",
-        retry_after=max(1, int((v.expires_at - now).total_seconds())),
-        extra={"verification_sid": v.sid, "verification_status": MAX_ATTEMPTS},
-    )
-
-
-def _verification(row: Row[Any]) -> Verification:
-    return Verification(**{c.name: row._mapping[c.name] for c in VERIFICATIONS.c})
-
-
-class VerificationService:
+class VerificationService(Lifecycle):
     def __init__(
         self,
         session: Session,
@@ -118,14 +76,11 @@ class VerificationService:
         gate: SendGate | None = None,
         services: ServiceCache | None = None,
     ) -> None:
-        self._session = session
-        self._clock = clock
+        super().__init__(session, clock=clock, gate=gate, services=services)
         self._hasher = hasher
         self._sealer = sealer
         self._dispatcher = dispatcher
         self._limits = limits
-        self._gate = gate or OpenGate()
-        self._services = services or ServiceCache(ttl=0)
 
     # -- start / resend -------------------------------------------------------------------------
 
@@ -314,202 +269,6 @@ class VerificationService:
             return None
         return self._sealer.open(test_number_aad(service.sid, destination), sealed)
 
-    # -- check ----------------------------------------------------------------------------------
-
-    def check(
-        self,
-        account_sid: str,
-        service_sid: str,
-        code: str | None,
-        *,
-        to: str | None = None,
-        verification_sid: str | None = None,
-    ) -> Outcome:
-        if not to and not verification_sid:
-            raise NoTarget("Either To or VerificationSid must be given")
-        if not code:
-            raise InvalidParameter("Code", "is required")
-        if not is_valid_code(code):
-            raise InvalidParameter("Code", "must be 4-10 digits")
-        destination = parse_any(to).value if to else None
-
-        with self._session.begin():
-            service = self._service(account_sid, service_sid)
-            now = self._clock.now()
-            # The usual case takes one statement: a pending, unexpired verification with guesses
-            # left, on a destination within its failure budget. Anything else takes the long way,
-            # which finds out why, and still counts the attempt before comparing.
-            v = self._count_fast(service, destination, verification_sid, now)
-            counted, failure = v is not None, None
-            if v is None:
-                v, streak = self._target(account_sid, service_sid, destination, verification_sid)
-                failure = self._refusal(v, streak, now)
-                counted = failure is None and self._count(v, service, now)
-            if failure is None:
-                valid = counted and self._judge(v, service, code, now)
-                if v.status == MAX_ATTEMPTS:
-                    failure = _locked(v, now)
-                elif not valid and v.status != PENDING:
-                    # lost a race to another check
-                    failure = VerificationNotPending(v.sid, v.status)
-                else:
-                    outcome = Outcome(v, [], valid=valid)  # a check answer lists no attempts
-        if failure is not None:
-            raise failure
-        if outcome.valid:
-            self._gate.approved(outcome.verification)
-        return outcome
-
-    def _target(
-        self, account_sid: str, service_sid: str, destination: str | None, sid: str | None
-    ) -> tuple[Verification, Row[Any] | None]:
-        """The verification a check is for, with its destination's failure streak."""
-        if sid:
-            row = self._conn().execute(SELECT_TARGET_BY_SID, {"p_sid": sid}).first()
-            if row is None or row.service_sid != service_sid:
-                raise NotFound(f"The requested resource {sid} was not found")
-        else:
-            params = {
-                "account_sid": account_sid,
-                "service_sid": service_sid,
-                "destination": destination,
-            }
-            row = self._conn().execute(SELECT_TARGET_BY_TO, params).first()
-            if row is None:
-                raise NotFound("No pending verification found for this destination")
-        return _verification(row), row
-
-    def _refusal(self, v: Verification, streak: Row[Any] | None, now: datetime) -> Exception | None:
-        """Why this check cannot be compared at all (recorded state changes still commit)."""
-        self._expire_if_due(v, now)
-        if v.status == MAX_ATTEMPTS:
-            return _locked(v, now)
-        if v.status != PENDING:
-            return VerificationNotPending(v.sid, v.status)
-        if self._budget_exhausted(streak, now):
-            self._record_check(v, "budget_exhausted", now)
-            return MaxCheckAttempts(
-                "Too many failed checks for this destination; try again later",
-                retry_after=self._limits.destination_failure_window,
-                extra={"verification_sid": v.sid},
-            )
-        return None
-
-    def _count_fast(
-        self, service: ServiceConfig, destination: str | None, sid: str | None, now: datetime
-    ) -> Verification | None:
-        """Count a check on the target if nothing stands in its way; the counted row, or None."""
-        window = timedelta(seconds=self._limits.destination_failure_window)
-        params = {
-            "p_service_sid": service.sid,
-            "cap": service.max_check_attempts,
-            "now": now,
-            "budget": self._limits.destination_failure_budget,
-            "since": now - window,
-            "date_updated": now,
-        }
-        if sid:
-            params["p_sid"] = sid
-            stmt = COUNT_FAST_BY_SID
-        else:
-            params["p_account_sid"] = service.account_sid
-            params["p_destination"] = destination
-            stmt = COUNT_FAST_BY_TO
-        row = self._conn().execute(stmt, params).first()
-        return None if row is None else _verification(row)
-
-    def _count(self, v: Verification, service: ServiceConfig, now: datetime) -> bool:
-        """Count the attempt before comparing: a conditional increment that only one of N
-        concurrent checks can perform past the cap. False (and locked) if none are left."""
-        params = {
-            "p_sid": v.sid,
-            "cap": service.max_check_attempts,
-            "now": now,
-            "date_updated": now,
-        }
-        counted = self._conn().execute(COUNT_CHECK, params).scalar_one_or_none()
-        if counted is None:
-            self._reload(v)
-            if v.status == PENDING:
-                self._transition(v, MAX_ATTEMPTS, now)
-            return False
-        v.check_attempts, v.date_updated = counted, now
-        return True
-
-    def _judge(self, v: Verification, service: ServiceConfig, code: str, now: datetime) -> bool:
-        """Compare a counted check's code and record the result."""
-        if self._hasher.verify(v.sid, code, v.code_hash):
-            return self._approve(v, now)
-        self._record_wrong_code(v, now)
-        if v.check_attempts >= service.max_check_attempts:
-            self._transition(v, MAX_ATTEMPTS, now)
-        return False
-
-    def _budget_exhausted(self, streak: Row[Any] | None, now: datetime) -> bool:
-        if streak is None or streak.consecutive is None:
-            return False
-        window = timedelta(seconds=self._limits.destination_failure_window)
-        return bool(
-            streak.consecutive >= self._limits.destination_failure_budget
-            and streak.last_failure_at > now - window
-        )
-
-    def _approve(self, v: Verification, now: datetime) -> bool:
-        """A right code: pending -> approved with its event, the check attempt, and the end of the
-        destination's failure streak. False if another request changed the status first. One
-        statement on PostgreSQL."""
-        conn = self._conn()
-        if conn.dialect.name != "postgresql":
-            if not self._transition(v, APPROVED, now):
-                return False
-            self._record_check(v, "approved", now)
-            conn.execute(
-                CLEAR_FAILURES, {"account_sid": v.account_sid, "destination": v.destination}
-            )
-            return True
-        v.status = APPROVED  # as the statement leaves it, for the event
-        event = outbox.verification_row(f"verification.{APPROVED}", v, now)
-        params = {f"e0_{k}": x for k, x in event.items()}
-        params.update(
-            p_sid=v.sid,
-            p_date_updated=now,
-            p_account_sid=v.account_sid,
-            p_destination=v.destination,
-        )
-        if conn.execute(approve_statement(tuple(event)), params).first() is None:
-            self._reload(v)
-            return False
-        v.date_updated = now
-        return True
-
-    def _record_wrong_code(self, v: Verification, now: datetime) -> None:
-        """The check attempt, and one more consecutive failure for the destination (an old streak
-        starts over). One statement on PostgreSQL."""
-        conn = self._conn()
-        window = timedelta(seconds=self._limits.destination_failure_window)
-        failure = {
-            "account_sid": v.account_sid,
-            "destination": v.destination,
-            "consecutive": 1,
-            "last_failure_at": now,
-            "cutoff": now - window,
-        }
-        if conn.dialect.name != "postgresql":
-            self._record_check(v, "wrong_code", now)
-            conn.execute(UPSERT_FAILURE[conn.dialect.name], failure)
-            return
-        check = {"p_verification_sid": v.sid, "p_account_sid": v.account_sid, "p_date_created": now}
-        conn.execute(RECORD_WRONG_CODE, {**failure, **check})
-
-    def _record_check(self, v: Verification, outcome: str, now: datetime) -> None:
-        values = {
-            "verification_sid": v.sid,
-            "account_sid": v.account_sid,
-            "outcome": outcome,
-            "date_created": now,
-        }
-        self._conn().execute(INSERT_CHECK, values)
-
     # -- fetch, cancel, approve -------------------------------------------------------------------
 
     def fetch(self, account_sid: str, service_sid: str, sid: str) -> Outcome:
@@ -547,16 +306,9 @@ class VerificationService:
         with self._session.begin():
             now = self._clock.now()
             due = self._conn().execute(SELECT_DUE, {"now": now, "batch": batch})
-            return sum(self._transition(_verification(row), EXPIRED, now) for row in due.all())
-
-    def _expire_if_due(self, v: Verification, now: datetime) -> None:
-        if v.status == PENDING and v.expires_at <= now:
-            self._transition(v, EXPIRED, now)
+            return sum(self._transition(verification_from(row), EXPIRED, now) for row in due.all())
 
     # -- shared ---------------------------------------------------------------------------------
-
-    def _conn(self) -> Connection:
-        return self._session.connection()
 
     def _insert(self, stmt: Insert, obj: Verification | SendAttempt) -> None:
         self._conn().execute(stmt, self._values(cast(Table, stmt.table), obj))
@@ -574,34 +326,6 @@ class VerificationService:
                 setattr(obj, column.name, column.default.arg)
         return values
 
-    def _reload(self, v: Verification) -> None:
-        row = self._conn().execute(SELECT_VERIFICATION, {"p_sid": v.sid}).one()
-        for name, value in row._mapping.items():
-            setattr(v, name, value)
-
-    def _transition(self, v: Verification, status: str, now: datetime) -> bool:
-        """pending -> ``status`` if still pending; writes the event. False if someone else won."""
-        params = {"p_sid": v.sid, "status": status, "date_updated": now}
-        result = self._conn().execute(TRANSITION, params)
-        if result.rowcount != 1:
-            self._reload(v)
-            return False
-        v.status, v.date_updated = status, now
-        outbox.verification_event(self._session, f"verification.{status}", v, now)
-        return True
-
-    def _service(self, account_sid: str, service_sid: str) -> ServiceConfig:
-        service = self._services.load(self._session, service_sid)
-        if service is None or service.account_sid != account_sid:
-            raise NotFound(f"The requested resource /Services/{service_sid} was not found")
-        return service
-
-    def _verification(self, service_sid: str, sid: str) -> Verification:
-        row = self._conn().execute(SELECT_VERIFICATION, {"p_sid": sid}).first()
-        if row is None or row.service_sid != service_sid:
-            raise NotFound(f"The requested resource {sid} was not found")
-        return _verification(row)
-
     def _pending_for(
         self, service_sid: str, destination: str, now: datetime
     ) -> Verification | None:
@@ -609,12 +333,8 @@ class VerificationService:
         row = self._conn().execute(SELECT_PENDING, params).first()
         if row is None:
             return None
-        v = _verification(row)
+        v = verification_from(row)
         if v.expires_at <= now:
             self._transition(v, EXPIRED, now)
             return None
         return v
-
-    def _attempts(self, verification_sid: str) -> list[SendAttempt]:
-        rows = self._conn().execute(SELECT_ATTEMPTS, {"p_sid": verification_sid})
-        return [SendAttempt(**row._mapping) for row in rows]
