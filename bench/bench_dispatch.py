@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import multiprocessing
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -42,7 +43,7 @@ for path in (ROOT, BENCH):
 import httpx  # noqa: E402
 from rq import Queue  # noqa: E402
 from rq.job import Job  # noqa: E402
-from stack import Numbers, Stack  # noqa: E402
+from stack import Numbers, Stack, proc_table, tree_cpu  # noqa: E402
 
 from verify.db import make_session_factory  # noqa: E402
 from verify.domain.clock import SystemClock  # noqa: E402
@@ -229,10 +230,47 @@ def jobs_per_second(queue: Queue, ids: list[str]) -> tuple[float, int]:
     return len(done) / max((last - first).total_seconds(), 1e-9), len(done)
 
 
-def throughput(stack: Stack, args: argparse.Namespace, numbers: Numbers) -> dict[str, float]:
+class JobCpu:
+    """CPU seconds of each part while workers run a batch: the workers (children of this process,
+    counted once they have exited), PostgreSQL, Redis and the receiver (the outside world)."""
+
+    def __init__(self, stack: Stack, receiver: Receiver) -> None:
+        self.stack = stack
+        self.receiver = receiver
+
+    def snapshot(self) -> dict[str, float]:
+        table = proc_table()
+        roots = self.stack.roots()
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "workers": kids.ru_utime + kids.ru_stime,
+            "postgres": tree_cpu(table, roots["postgres"]),
+            "redis": tree_cpu(table, roots["redis"]),
+            "receiver": tree_cpu(table, self.receiver.process.pid),
+        }
+
+    def per_job(
+        self, before: dict[str, float], jobs: int, idle: dict[str, float] | None = None
+    ) -> dict[str, float]:
+        """Milliseconds per job since ``before``, less ``idle`` (the same workers with no jobs)."""
+        after = self.snapshot()
+        spent = {k: (after[k] - before[k]) * 1000 - (idle or {}).get(k, 0.0) for k in after}
+        return {k: v / max(jobs, 1) for k, v in spent.items()}
+
+
+def throughput(
+    stack: Stack, args: argparse.Namespace, numbers: Numbers, receiver: Receiver
+) -> dict[str, float]:
     redis = connect(stack.settings)
     queue = Queue(stack.settings.queue_name, connection=redis)
     out: dict[str, float] = {}
+    cpu = JobCpu(stack, receiver)
+    # What the worker processes cost with nothing to do (start-up, imports, exit): taken out of
+    # each batch's CPU below.
+    queue.empty()
+    before = cpu.snapshot()
+    run_workers(stack, args.workers_rq)
+    idle = cpu.per_job(before, 1)
     offset = 0
     for round_ in range(args.rounds):
         queue.empty()
@@ -241,8 +279,10 @@ def throughput(stack: Stack, args: argparse.Namespace, numbers: Numbers) -> dict
             for jid in ids:
                 queue.enqueue("bench_dispatch.noop", job_id=jid, result_ttl=600, pipeline=pipe)
             pipe.execute()
+        before = cpu.snapshot()
         run_workers(stack, args.workers_rq)
         noop_rate, noop_done = jobs_per_second(queue, ids)
+        noop_cpu = cpu.per_job(before, noop_done, idle)
 
         sids = make_attempts(stack, numbers, offset, args.jobs)
         offset += args.jobs
@@ -257,14 +297,24 @@ def throughput(stack: Stack, args: argparse.Namespace, numbers: Numbers) -> dict
                     pipeline=pipe,
                 )
             pipe.execute()
+        before = cpu.snapshot()
         run_workers(stack, args.workers_rq)
         send_rate, send_done = jobs_per_second(queue, ids)
+        send_cpu = cpu.per_job(before, send_done, idle)
         results = [Job.fetch(i, connection=redis).return_value() for i in ids[:50]]
         sent = sum(1 for r in results if r == "sent")
         print(
             f"  round {round_ + 1}: no-op {noop_rate:8.1f} jobs/s ({noop_done} jobs)   "
             f"deliver {send_rate:8.1f} jobs/s ({send_done} jobs, {sent}/50 sampled 'sent')   "
             f"ratio {send_rate / noop_rate:.2f}"
+        )
+        ours = sum(v for k, v in send_cpu.items() if k != "receiver")
+        print(
+            "    CPU ms per job (workers, postgres, redis, receiver): no-op "
+            + ", ".join(f"{v:.2f}" for v in noop_cpu.values())
+            + "; deliver "
+            + ", ".join(f"{v:.2f}" for v in send_cpu.values())
+            + f"; capacity ratio from CPU, receiver excluded {sum(noop_cpu.values()) / ours:.2f}"
         )
         out.setdefault("noop", 0.0)
         out.setdefault("deliver", 0.0)
@@ -472,7 +522,7 @@ def main() -> None:
             f"dispatch throughput: {args.jobs} jobs x {args.rounds} rounds, "
             f"{args.workers_rq} worker processes (SimpleWorker, burst)"
         )
-        rates = throughput(stack, args, numbers)
+        rates = throughput(stack, args, numbers, receiver)
         ratio = rates["deliver"] / rates["noop"]
         verdict = "PASS" if ratio >= THROUGHPUT_TARGET else "FAIL"
         print(

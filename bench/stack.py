@@ -131,8 +131,9 @@ class Numbers:
 _CLK = os.sysconf("SC_CLK_TCK")
 
 
-def _proc_table() -> dict[int, tuple[int, float]]:
-    """pid -> (ppid, cpu seconds) for every live process."""
+def proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (ppid, cpu seconds) for every live process, with its exited children's (a
+    PostgreSQL backend that ended with its connection is counted in the postmaster's)."""
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -143,11 +144,12 @@ def _proc_table() -> dict[int, tuple[int, float]]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _CLK)
+        # utime, stime, and cutime, cstime: the children it has waited for
+        table[int(entry)] = (int(fields[1]), sum(int(v) for v in fields[11:15]) / _CLK)
     return table
 
 
-def _tree_cpu(table: dict[int, tuple[int, float]], root: int | None) -> float:
+def tree_cpu(table: dict[int, tuple[int, float]], root: int | None) -> float:
     if root is None or root not in table:
         return 0.0
     children: dict[int, list[int]] = {}
@@ -168,8 +170,8 @@ class CpuMeter:
         self.roots = roots
 
     def snapshot(self) -> dict[str, float]:
-        table = _proc_table()
-        out = {name: _tree_cpu(table, pid) for name, pid in self.roots().items()}
+        table = proc_table()
+        out = {name: tree_cpu(table, pid) for name, pid in self.roots().items()}
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has exited
         out["client"] = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
