@@ -44,6 +44,21 @@ def test_a_public_name_is_pinned_to_the_address_that_was_checked():
     assert request.extensions["sni_hostname"] == "gateway.example"
 
 
+def test_every_request_is_resolved_and_judged_again():
+    """The pinned form of a URL is remembered per address, never the verdict: a name whose DNS
+    answer changes is sent to the new address, or refused when the new one is private."""
+    answers = iter(["93.184.216.34", "93.184.216.34", "151.101.1.69", "10.0.0.7"])
+    seen, inner = recorder()
+    guarded = GuardedTransport(inner, resolver=lambda host, port: [next(answers)])
+    with httpx.Client(transport=guarded) as client:
+        for _ in range(3):
+            client.post("https://gateway.example/send", content=b"{}")
+        with pytest.raises(BlockedAddress):
+            client.post("https://gateway.example/send", content=b"{}")
+    assert [r.url.host for r in seen] == ["93.184.216.34", "93.184.216.34", "151.101.1.69"]
+    assert {r.headers["host"] for r in seen} == {"gateway.example"}
+
+
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.7", "169.254.169.254", "::1"])
 def test_a_name_resolving_to_a_private_address_is_refused(address):
     """DNS pointing a public-looking name at an internal address is refused before connecting."""

@@ -45,7 +45,13 @@ def check_urls(
 
 
 class GuardedTransport(httpx.BaseTransport):
-    """Resolves and checks each request's host, then sends it to the checked address."""
+    """Resolves and checks each request's host, then sends it to the checked address.
+
+    The host is resolved and every address judged on every request; only the pinned form of a
+    URL for an address (httpx parses URLs in Python, at a cost close to the local HTTP exchange
+    itself) is remembered."""
+
+    _PINNED_KEPT = 1024  # a provider's URLs are few; the memo starts over past this
 
     def __init__(
         self,
@@ -56,14 +62,22 @@ class GuardedTransport(httpx.BaseTransport):
         self._inner = inner
         self._allow = tuple(allow)
         self._resolver = resolver
+        self._pinned: dict[tuple[str, str], httpx.URL] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
         try:
-            target = ssrf.resolve_target(str(request.url), self._allow, self._resolver)
+            target = ssrf.resolve_target(url, self._allow, self._resolver)
         except ssrf.UnsafeURL as exc:
             raise BlockedAddress(str(exc), request=request) from None
-        pinned = httpx.URL(target.pinned_url)
-        request.url = request.url.copy_with(host=pinned.host)
+        key = (url, target.address)
+        pinned = self._pinned.get(key)
+        if pinned is None:
+            if len(self._pinned) >= self._PINNED_KEPT:
+                self._pinned.clear()
+            host = httpx.URL(target.pinned_url).host
+            pinned = self._pinned[key] = request.url.copy_with(host=host)
+        request.url = pinned
         request.headers["Host"] = target.host_header
         request.extensions = {**request.extensions, "sni_hostname": target.host}
         return self._inner.handle_request(request)
