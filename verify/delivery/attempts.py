@@ -13,14 +13,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import cast as typed
 
-from sqlalchemy import ColumnElement, Table, bindparam, insert, literal_column, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from verify.domain import sids
 from verify.domain.destinations import PHONE_CHANNELS
+from verify.domain.lifecycle_store import ATTEMPTS, EVENTS, VERIFICATIONS, binds, status_is
 from verify.events import outbox
-from verify.models import Event, SendAttempt, Service, UTCDateTime, Verification
+from verify.models import SendAttempt, Service, UTCDateTime, Verification
 
 # An attempt in one of these states may still reach the person.
 IN_FLIGHT = ("queued", "sending", "sent", "delivered", "test")
@@ -167,21 +168,12 @@ def stuck_attempts(session: Session, now: datetime, older_than: int, limit: int 
 
 # -- the common send on PostgreSQL -----------------------------------------------------------------
 # Statements built once with bound parameters, each run as its own transaction (autocommit) by
-# SendService.deliver: read what the send needs, claim the attempt for the chosen provider, and
-# record the provider's acceptance together with its ``message.sent`` event. Anything uncommon
-# takes the general path (the functions above, in a transaction).
+# LaneSender (verify/delivery/lane.py): read what the send needs, claim the attempt for the chosen
+# provider, and record the provider's acceptance together with its ``message.sent`` event.
+# Anything uncommon takes the general path (the functions above, in a transaction).
 
-ATTEMPTS = typed(Table, SendAttempt.__table__)
-VERIFICATIONS = typed(Table, Verification.__table__)
 SERVICES = typed(Table, Service.__table__)
-EVENTS = typed(Table, Event.__table__)
 _A, _V, _S = ATTEMPTS.c, VERIFICATIONS.c, SERVICES.c
-
-
-def _is(column: ColumnElement[str], status: str) -> ColumnElement[bool]:
-    # Spelt as SQL, not bound: PostgreSQL's generic plans can use partial indexes on the status.
-    return column == literal_column(f"'{status}'")
-
 
 _NOW = bindparam("p_now", type_=UTCDateTime())
 
@@ -221,10 +213,10 @@ CLAIM_SEND = (
     update(ATTEMPTS)
     .where(
         _A.sid == bindparam("p_sid"),
-        _is(_A.status, "queued"),
+        status_is(_A.status, "queued"),
         _A.retry_at.is_(None) | (_A.retry_at <= _NOW),
         _V.sid == _A.verification_sid,
-        _is(_V.status, "pending"),
+        status_is(_V.status, "pending"),
         _V.expires_at > _NOW,
     )
     .values(
@@ -238,7 +230,7 @@ CLAIM_SEND = (
 
 _SENT = (
     update(ATTEMPTS)
-    .where(_A.sid == bindparam("p_sid"), _is(_A.status, "sending"))
+    .where(_A.sid == bindparam("p_sid"), status_is(_A.status, "sending"))
     .values(
         status="sent",
         reason_code=None,
@@ -263,10 +255,7 @@ RECORD_SENT = (
     insert(EVENTS)
     .from_select(
         EVENT_COLUMNS,
-        select(
-            # Typed parameters: the dialect casts each one (JSON for the payload).
-            *(bindparam(f"e_{name}", type_=EVENTS.c[name].type) for name in EVENT_COLUMNS)
-        ).select_from(_SENT),
+        select(*binds(EVENTS, "e_", EVENT_COLUMNS)).select_from(_SENT),
     )
     .add_cte(_SENT)
     # An INSERT's rowcount is otherwise gone once its cursor is closed.

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Select,
     Table,
     bindparam,
@@ -49,9 +50,22 @@ EVENTS = cast(Table, Event.__table__)
 FAILURES = cast(Table, DestinationFailures.__table__)
 V = VERIFICATIONS.c
 F = FAILURES.c
-# "status = 'pending'" spelt as SQL, not as a bound parameter: PostgreSQL's cached generic plans
-# can then use the partial index on pending verifications.
-IS_PENDING = V.status == literal_column(f"'{PENDING}'")
+
+
+def status_is(column: ColumnElement[str], status: str) -> ColumnElement[bool]:
+    """``status = '<status>'`` spelt as SQL, not as a bound parameter: PostgreSQL's cached generic
+    plans can then use partial indexes on the status."""
+    return column == literal_column(f"'{status}'")
+
+
+IS_PENDING = status_is(V.status, PENDING)
+
+
+def binds(table: Table, prefix: str, columns: Sequence[str]) -> list[BindParameter[Any]]:
+    """Typed parameters ``<prefix><column>`` for a SELECT that feeds an INSERT: the dialect casts
+    each one (JSON for an event's payload)."""
+    return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in columns]
+
 
 # Statements are built once, with bound parameters, so that a request only binds values to an
 # already compiled statement. Parameters are named "p_..." where a column has the same name.
@@ -187,16 +201,12 @@ INSERT_UNLESS_PENDING = {d: _insert_unless_pending(d) for d in ("postgresql", "s
 # -- a new verification in one statement (PostgreSQL) ---------------------------------------------
 
 
-def _binds(table: Table, prefix: str, columns: Sequence[str]) -> list[BindParameter[Any]]:
-    return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in columns]
-
-
 def _create(
     v_columns: Sequence[str], a_columns: Sequence[str], e_columns: Sequence[str], events: int
 ) -> Select[Any]:
     new = (
         postgresql.insert(VERIFICATIONS)
-        .values(dict(zip(v_columns, _binds(VERIFICATIONS, "v_", v_columns), strict=True)))
+        .values(dict(zip(v_columns, binds(VERIFICATIONS, "v_", v_columns), strict=True)))
         .on_conflict_do_nothing(
             index_elements=[V.service_sid, V.destination], index_where=text(f"status = '{PENDING}'")
         )
@@ -206,10 +216,10 @@ def _create(
     # The attempt and the events are written only if the verification was: they select from it.
     attempt = (
         insert(ATTEMPTS)
-        .from_select(list(a_columns), select(*_binds(ATTEMPTS, "a_", a_columns)).select_from(new))
+        .from_select(list(a_columns), select(*binds(ATTEMPTS, "a_", a_columns)).select_from(new))
         .cte("new_attempt")
     )
-    rows = [select(*_binds(EVENTS, f"e{i}_", e_columns)).select_from(new) for i in range(events)]
+    rows = [select(*binds(EVENTS, f"e{i}_", e_columns)).select_from(new) for i in range(events)]
     written = insert(EVENTS).from_select(
         list(e_columns), union_all(*rows) if events > 1 else rows[0]
     )
@@ -248,7 +258,7 @@ def _approve(e_columns: Sequence[str]) -> Select[Any]:
     # The event, the check attempt and the end of the destination's failure streak are written
     # only if this check won the transition: they select from it.
     event = insert(EVENTS).from_select(
-        list(e_columns), select(*_binds(EVENTS, "e0_", e_columns)).select_from(won)
+        list(e_columns), select(*binds(EVENTS, "e0_", e_columns)).select_from(won)
     )
     check = insert(CHECKS).from_select(
         ["verification_sid", "account_sid", "outcome", "date_created"],
