@@ -203,19 +203,22 @@ def test_yaml_load_refuses_an_invalid_file_and_changes_nothing(app, api, tmp_pat
             {"api_key": "k", "from": "Acme", "sms_url": "http://[::1]:80"},
             "Config.sms_url",
         ),
+        ("smtp", {"host": "10.0.0.25", "from_address": "codes@acme.example"}, "Config.host"),
     ],
 )
 def test_provider_urls_pass_the_ssrf_guard(api, type_, config, parameter):
-    """A tenant's provider URL leading to a private, loopback or metadata address is refused."""
+    """A tenant's provider URL (or SMTP server) leading to a private, loopback or metadata address
+    is refused."""
     credentials = {
         "http": {"secret": SECRET},
         "twilio": {"auth_token": TOKEN},
         "vonage": {"api_secret": "s"},
+        "smtp": {},
     }[type_]
     r = create(
         api,
         Type=type_,
-        Channels="sms",
+        Channels="email" if type_ == "smtp" else "sms",
         Config=json.dumps(config),
         Credentials=json.dumps(credentials),
     )

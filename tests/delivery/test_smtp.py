@@ -1,5 +1,6 @@
 """The smtp adapter against a local aiosmtpd server: plain, STARTTLS and implicit TLS, AUTH, refusals."""
 
+import httpx
 import pytest
 
 from tests.delivery.conftest import message
@@ -7,7 +8,9 @@ from tests.peers.smtp import PASSWORD, USERNAME, SmtpPeer
 from tests.servers import free_port
 from verify.delivery.providers import build_provider
 from verify.delivery.providers.base import InvalidSignature, Outcome, ReceiptRequest
+from verify.delivery.providers.guard import GuardedTransport
 from verify.delivery.providers.smtp import SmtpProvider
+from verify.events.ssrf import parse_networks
 
 TO = "someone@example.com"
 
@@ -156,3 +159,36 @@ def test_smtp_posts_no_receipts(smtp_peer):
         provider(smtp_peer).parse_receipt(
             ReceiptRequest(url="https://a/cb", method="POST", headers={}, body=b"")
         )
+
+
+def guarded(address: str, allow: tuple[str, ...] = ()) -> GuardedTransport:
+    """The process's guard, with a resolver that answers ``address`` for every name."""
+    return GuardedTransport(
+        httpx.HTTPTransport(), parse_networks(allow), lambda host, port: [address]
+    )
+
+
+def test_the_server_name_is_resolved_judged_and_pinned(smtp_peer):
+    """The name is resolved by the guard and the connection made to the address it judged (here a
+    name no DNS knows, answered with the peer's address, which the operator allows)."""
+    config = {"host": "mail.acme.example", "port": smtp_peer.port, "security": "none"}
+    settings = {"from_address": "codes@acme.example", **config}
+    transport = guarded(smtp_peer.host, allow=("127.0.0.0/8",))
+    p = build_provider("smtp", settings, {}, timeout=2.0, transport=transport)
+    assert p.send(message("email")).outcome is Outcome.ACCEPTED
+    assert len(smtp_peer.messages) == 1
+
+
+def test_a_server_name_leading_inside_is_refused(smtp_peer):
+    """Without the operator's allowlist the same name, leading to a loopback address, is never
+    connected to: fail over, misconfigured."""
+    config = {"host": "mail.acme.example", "port": smtp_peer.port, "security": "none"}
+    settings = {"from_address": "codes@acme.example", **config}
+    p = build_provider("smtp", settings, {}, timeout=2.0, transport=guarded(smtp_peer.host))
+    result = p.send(message("email"))
+    assert (result.outcome, result.reason, result.raw_code) == (
+        Outcome.FAILOVER,
+        "provider_misconfigured",
+        "blocked_address",
+    )
+    assert smtp_peer.messages == []

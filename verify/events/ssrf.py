@@ -139,12 +139,17 @@ def check_form(url: str, allow: Sequence[Network] = ()) -> tuple[str, str, int, 
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    check_host(host, allow)
+    return scheme, host, port, path
+
+
+def check_host(host: str, allow: Sequence[Network] = ()) -> None:
+    """An IP literal is judged at once; a name is judged when it is resolved (``resolve_host``)."""
     literal = _literal(host)
     if literal is not None:
         reason = refusal(literal, allow)
         if reason is not None:
             raise UnsafeURL(f"leads to a {reason} address")
-    return scheme, host, port, path
 
 
 def _literal(host: str) -> str | None:
@@ -166,6 +171,15 @@ def resolve_target(
     """Resolve ``url``'s host and check every address; refuse if any of them is refused (a name that
     also resolves to a private address is not trusted with the public one)."""
     scheme, host, port, path = check_form(url, allow)
+    return Target(scheme, host, port, resolve_host(host, port, allow, resolver), path)
+
+
+def resolve_host(
+    host: str, port: int, allow: Sequence[Network] = (), resolver: Resolver = system_resolver
+) -> str:
+    """The address to connect to for ``host``: every address it resolves to is checked, and the
+    first is returned (a name that also resolves to a private address is not trusted at all)."""
+    check_host(host, allow)
     try:
         addresses = resolver(host, port)
     except (OSError, UnicodeError):
@@ -176,4 +190,4 @@ def resolve_target(
         reason = refusal(address, allow)
         if reason is not None:
             raise UnsafeURL(f"host {host!r} resolves to a {reason} address")
-    return Target(scheme, host, port, addresses[0], path)
+    return addresses[0]

@@ -274,6 +274,8 @@ def _smtp(
         username=s["username"],
         password=s["password"],
         timeout=timeout,
+        # The process's guarded transport also judges the hosts adapters connect to themselves.
+        guard=t.address_for if isinstance(t, GuardedTransport) else None,
     )
 
 

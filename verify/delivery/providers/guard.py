@@ -1,5 +1,5 @@
-"""The SSRF guard (verify/events/ssrf.py) for tenant-configured provider URLs: the ``http``
-provider's ``url`` and the REST adapters' base-URL overrides.
+"""The SSRF guard (verify/events/ssrf.py) for tenant-configured provider URLs and hosts: the
+``http`` provider's ``url``, the REST adapters' base-URL overrides and the SMTP server.
 
 A URL's form is checked when the provider is configured (``check_urls``), and every request an
 adapter makes goes through ``GuardedTransport``: the host is resolved, every address checked
@@ -23,6 +23,8 @@ URL_FIELDS: dict[str, tuple[str, ...]] = {
     "twilio": ("base_url",),
     "vonage": ("sms_url", "api_url"),
 }
+# Config keys that hold a host name the adapter connects to.
+HOST_FIELDS: dict[str, tuple[str, ...]] = {"smtp": ("host",)}
 
 
 class BlockedAddress(httpx.ConnectError):
@@ -32,15 +34,16 @@ class BlockedAddress(httpx.ConnectError):
 def check_urls(
     type: str, config: Mapping[str, Any], allow: Sequence[ssrf.Network]
 ) -> list[tuple[str, str]]:
-    """``(config.<key>, problem)`` for every URL the guard refuses by its form."""
+    """``(config.<key>, problem)`` for every URL or host the guard refuses by its form."""
     problems = []
-    for key in URL_FIELDS.get(type, ()):
-        value = config.get(key)
-        if isinstance(value, str) and value:
-            try:
-                ssrf.check_form(value, allow)
-            except ssrf.UnsafeURL as exc:
-                problems.append((f"config.{key}", str(exc)))
+    for keys, check in ((URL_FIELDS, ssrf.check_form), (HOST_FIELDS, ssrf.check_host)):
+        for key in keys.get(type, ()):
+            value = config.get(key)
+            if isinstance(value, str) and value:
+                try:
+                    check(value, allow)
+                except ssrf.UnsafeURL as exc:
+                    problems.append((f"config.{key}", str(exc)))
     return problems
 
 
@@ -81,6 +84,11 @@ class GuardedTransport(httpx.BaseTransport):
         request.headers["Host"] = target.host_header
         request.extensions = {**request.extensions, "sni_hostname": target.host}
         return self._inner.handle_request(request)
+
+    def address_for(self, host: str, port: int) -> str:
+        """For adapters that open their own connections (SMTP): the address to connect to for
+        ``host``, resolved and judged as a request's would be (ssrf.UnsafeURL if refused)."""
+        return ssrf.resolve_host(host, port, self._allow, self._resolver)
 
     def close(self) -> None:
         pass  # the inner transport is shared by every adapter of the process

@@ -1,5 +1,9 @@
 """The ``smtp`` provider: email as multipart text + HTML through the tenant's mail server.
 
+The server's name goes through the SSRF guard like any provider URL (verify/delivery/providers/
+guard.py): resolved and judged before every connection, and the connection made to the address
+that was judged; STARTTLS and implicit TLS still verify the certificate against the name.
+
 SMTP has no delivery receipts a server could post back; the attempt ends at ``sent`` (accepted by
 the relay). Reply codes decide the outcome: 4xx is transient, 5xx on a recipient is permanent, 5xx
 elsewhere (authentication, sender) is this server's problem, so another provider may still deliver.
@@ -8,12 +12,14 @@ elsewhere (authentication, sender) is this server's problem, so another provider
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
+from collections.abc import Callable
 from email.errors import MessageError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from verify.delivery.providers import _common as r
 from verify.delivery.providers.base import (
@@ -24,6 +30,7 @@ from verify.delivery.providers.base import (
     ReceiptRequest,
     SendResult,
 )
+from verify.events.ssrf import UnsafeURL
 
 SECURITY = ("starttls", "tls", "none")
 
@@ -43,7 +50,9 @@ class SmtpProvider:
         password: str | None = None,
         timeout: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
+        guard: Callable[[str, int], str] | None = None,
     ) -> None:
+        """``guard(host, port)``: the address to connect to, or UnsafeURL (None: by name)."""
         if security not in SECURITY:
             raise ValueError(f"security must be one of {', '.join(SECURITY)}")
         self._host = host
@@ -55,6 +64,7 @@ class SmtpProvider:
         self._password = password
         self._timeout = timeout
         self._ssl = ssl_context or ssl.create_default_context()
+        self._guard = guard
 
     def send(self, message: OutboundMessage) -> SendResult:
         if message.channel != "email":
@@ -74,6 +84,10 @@ class SmtpProvider:
                 if self._username is not None:
                     client.login(self._username, self._password or "")
                 client.send_message(email)
+        except UnsafeURL:
+            return SendResult(
+                Outcome.FAILOVER, reason=r.PROVIDER_MISCONFIGURED, raw_code="blocked_address"
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             return _refused(exc.recipients)
         except smtplib.SMTPAuthenticationError as exc:
@@ -109,11 +123,12 @@ class SmtpProvider:
         raise InvalidSignature("SMTP has no delivery receipts")
 
     def _connect(self) -> smtplib.SMTP:
+        address = self._guard(self._host, self._port) if self._guard else self._host
         if self._security == "tls":
-            return smtplib.SMTP_SSL(
-                self._host, self._port, timeout=self._timeout, context=self._ssl
+            return _PinnedSMTPSSL(
+                address, self._host, self._port, timeout=self._timeout, context=self._ssl
             )
-        return smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+        return _PinnedSMTP(address, self._host, self._port, timeout=self._timeout)
 
     def _compose(self, message: OutboundMessage) -> EmailMessage:
         email = EmailMessage()
@@ -128,6 +143,29 @@ class SmtpProvider:
             email.add_alternative(message.html, subtype="html")
         email["Content-Language"] = message.locale  # after set_content, which drops Content-*
         return email
+
+
+class _PinnedSMTP(smtplib.SMTP):
+    """Connects to ``address``; the name stays the server's (EHLO, STARTTLS's certificate check)."""
+
+    def __init__(self, address: str, host: str, port: int, **kwargs: Any) -> None:
+        self._address = address
+        super().__init__(host, port, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return socket.create_connection((self._address, port), timeout, self.source_address)
+
+
+class _PinnedSMTPSSL(smtplib.SMTP_SSL):
+    """Implicit TLS to ``address``, the certificate checked against the server's name."""
+
+    def __init__(self, address: str, host: str, port: int, **kwargs: Any) -> None:
+        self._address = address
+        super().__init__(host, port, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        raw = socket.create_connection((self._address, port), timeout, self.source_address)
+        return self.context.wrap_socket(raw, server_hostname=host)
 
 
 def _refused(recipients: dict[str, tuple[int, bytes]]) -> SendResult:
