@@ -62,6 +62,7 @@ class Limits:
     webhook_backoff_cap: int = 3_600
     webhook_concurrency: int = 4
     webhook_timeout: int = 5
+    webhook_retention_days: int = 30  # ended deliveries and their attempt logs; 0 keeps them
     # Abuse controls (docs/abuse.md): every send of every account, per minute.
     global_sends_per_minute: int = 60_000
 

@@ -13,6 +13,7 @@ from verify.delivery.pipeline import Delivery
 from verify.delivery.queue import RQDispatcher
 from verify.domain.verifications import VerificationService
 from verify.events.relay import Relay, WebhookQueue
+from verify.events.retention import purge_deliveries
 from verify.events.sender import WebhookSender
 from verify.events.ssrf import parse_networks
 from verify.runtime import Runtime
@@ -70,7 +71,8 @@ def release_timers() -> int:
 
 
 def sweep() -> dict[str, int]:
-    """The periodic cold-path job: expire due verifications, redrive attempts whose enqueue was lost."""
+    """The periodic cold-path job: expire due verifications, redrive attempts whose enqueue was
+    lost, recover attempts a crashed worker left sending, purge webhook deliveries past retention."""
     rt = _rt()
     with rt.sessions() as session:
         verifications = VerificationService(
@@ -85,10 +87,14 @@ def sweep() -> dict[str, int]:
         stuck = stuck_attempts(session, rt.clock.now(), rt.settings.limits.redrive_after)
         # Attempts a crashed worker left `sending`: failed with worker_lost, never sent twice.
         lost = delivery().sender(session).recover_lost()
+        purged = purge_deliveries(
+            session, rt.clock.now(), rt.settings.limits.webhook_retention_days
+        )
     dispatcher = RQDispatcher(rt.queue)
     redriven = sum(dispatcher.enqueue(sid) for sid in stuck)
-    log.info("sweep", extra={"expired": expired, "redriven": redriven, "lost": lost})
-    return {"expired": expired, "redriven": redriven, "lost": lost}
+    counts = {"expired": expired, "redriven": redriven, "lost": lost, "purged": purged}
+    log.info("sweep", extra=counts)
+    return counts
 
 
 def relay() -> dict[str, int]:

@@ -125,7 +125,7 @@ def test_sweep_does_not_redrive_for_an_expired_verification(api, clock, runtime)
     api.start()
     lose_the_enqueue(runtime)
     clock.advance(601)
-    assert jobs.sweep() == {"expired": 1, "redriven": 0, "lost": 0}
+    assert jobs.sweep() == {"expired": 1, "redriven": 0, "lost": 0, "purged": 0}
     assert runtime.queue.count == 0
 
 
@@ -137,6 +137,7 @@ def test_sweep_runs_as_a_queued_job(api, clock, runtime, work):
     sweep = runtime.queue.enqueue("verify.jobs.sweep")
     work()  # the burst also runs the job the sweep enqueued
     assert Job.fetch(sweep.id, connection=runtime.redis).return_value() == {
+        "purged": 0,
         "expired": 0,
         "redriven": 1,
         "lost": 0,
