@@ -10,6 +10,9 @@ Outcomes (verify/delivery/providers/base.py): accepted -> ``sent``; retry -> the
 after a jittered backoff, never past the code's expiry; failover -> this attempt ``failed`` and a new
 attempt for the next provider on the route; permanent -> ``failed``, then channel fallback or the
 verification ``failed`` (verify/delivery/attempts.py).
+
+On PostgreSQL a job's common send (queued, due, pending, accepted) takes a shorter way, as single
+statements on the job's connection (verify/delivery/lane.py); everything else comes here.
 """
 
 from __future__ import annotations
