@@ -155,6 +155,13 @@ def test_ip_velocity_ignores_the_callers_own_address(api):
 CONVERSION = {"prefix_digits": 4, "window": 600, "buckets": 2, "min_sample": 4, "min_rate": 0.5, "cooldown": 3600}  # fmt: skip
 
 
+def _at_bucket_start(clock) -> None:
+    """Move the test clock (which starts at the real time) to the start of a conversion bucket
+    (window / buckets = 300 s): 301 s later is then always the next bucket. From the last second
+    of a bucket it would be the one after, and the sends would already have left the window."""
+    clock.advance(300 - clock.now().timestamp() % 300)
+
+
 def _prefix_numbers(prefix: str, count: int, start: int = 0) -> list[str]:
     return [f"{prefix}{(start + i) * 1237 % 10_000:04d}" for i in range(count)]
 
@@ -164,6 +171,7 @@ def test_conversion_guard_blocks_a_prefix_that_never_converts(api, runtime, cloc
     durably); after it, sends pass until the guard sees a bad sample again, which doubles it."""
     add_rule(api, "conversion_rate", CONVERSION)
     numbers = _prefix_numbers("+1201555", 12)
+    _at_bucket_start(clock)
     for n in numbers[:4]:
         assert api.start(n).status_code == 201
     clock.advance(301)  # the sends settle (out of the current bucket)
@@ -190,6 +198,7 @@ def test_conversion_guard_leaves_converting_prefixes_alone(api, runtime, clock, 
 
     add_rule(api, "conversion_rate", CONVERSION)
     numbers = _prefix_numbers("+1201555", 6)
+    _at_bucket_start(clock)
     for n in numbers[:4]:
         assert api.start(n).status_code == 201
     work()
@@ -261,6 +270,7 @@ def test_a_conversion_block_survives_losing_redis(api, runtime, clock):
     not lift it."""
     add_rule(api, "conversion_rate", CONVERSION)
     numbers = _prefix_numbers("+1201555", 7)
+    _at_bucket_start(clock)
     for n in numbers[:4]:
         assert api.start(n).status_code == 201
     clock.advance(301)
