@@ -20,16 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
-import secrets
 import statistics
 import sys
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,260 +35,39 @@ if str(ROOT) not in sys.path:
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-import httpx  # noqa: E402
-import loadgen  # noqa: E402
-from loadgen import Bodies, ConstantBodies, Result  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from stack import (  # noqa: E402
-    WRONG_CHECKS_PER_VERIFICATION,
-    Argon2Params,
-    CpuMeter,
-    Numbers,
-    Stack,
+from argon2_sweep import DEFAULT_SWEEP, argon2_micro, sweep_run  # noqa: E402
+from loadgen import Bodies  # noqa: E402
+from phases import (  # noqa: E402
+    Phase,
+    Runner,
+    combine,
+    constant_bodies,
+    dump,
+    fmt,
+    print_header,
+    print_phase,
+    ratio,
+    sanity,
+    stack_cpu,
+    valid,
 )
+from sqlalchemy import text  # noqa: E402
+from stack import WRONG_CHECKS_PER_VERIFICATION, Argon2Params, Numbers, Stack  # noqa: E402
 
 from verify.config import Settings  # noqa: E402
-from verify.domain.codes import CodeHasher  # noqa: E402
 
-DEFAULT_SWEEP = "1:512,1:1024,1:4096,2:4096,1:19456,2:19456"
 THROUGHPUT_TARGET = 0.5
 P99_TARGET = 3.0
-MAX_ERROR_RATE = 0.01
-
-
-# -- phases ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Phase:
-    result: Result
-    cpu_ms: dict[str, float]  # per successful request; busy_pct/steal_pct: whole machine
-
-
-def combine(name: str, phases: list[Phase]) -> Phase:
-    """Several runs (rounds) of one endpoint as one: summed counts, pooled latencies."""
-    results = [p.result for p in phases]
-    first = results[0]
-    out = Result(
-        name, first.mode, first.generator, first.connections,
-        sum(r.duration for r in results), target_rate=first.target_rate,
-    )  # fmt: skip
-    out.completed = sum(r.completed for r in results)
-    out.errors = sum(r.errors for r in results)
-    for r in results:
-        for k, v in r.statuses.items():
-            out.statuses[k] = out.statuses.get(k, 0) + v
-    out.rps = out.completed / out.duration if out.duration else 0.0
-    out.exhausted = any(r.exhausted for r in results)
-    out.note = "; ".join(sorted({r.note for r in results if r.note}))
-    pooled = sorted(x for r in results for x in r.latencies)
-    weights = [r.completed for r in results]
-    if pooled:
-        loadgen.fill_latency(out, pooled)
-    elif sum(weights):  # wrk gives percentiles per run only: their request-weighted mean
-        out.p50_ms = sum(r.p50_ms * w for r, w in zip(results, weights, strict=True)) / sum(weights)
-        out.p99_ms = sum(r.p99_ms * w for r, w in zip(results, weights, strict=True)) / sum(weights)
-        out.max_ms = max(r.max_ms for r in results)
-    cpu: dict[str, float] = {}
-    total = sum(weights) or 1
-    for p, w in zip(phases, weights, strict=True):
-        for k, v in p.cpu_ms.items():
-            if not math.isnan(v):
-                cpu[k] = cpu.get(k, 0.0) + v * w / total
-    return Phase(out, cpu)
-
-
-class Runner:
-    def __init__(self, stack: Stack, args: argparse.Namespace) -> None:
-        self.stack = stack
-        self.args = args
-        self.meter = CpuMeter(stack.roots)
-        self.use_wrk = args.loadgen == "wrk" or (
-            args.loadgen == "auto" and loadgen.wrk_path() is not None
-        )
-        if args.loadgen == "wrk" and loadgen.wrk_path() is None:
-            raise SystemExit("--loadgen wrk: wrk is not installed (apt-get install wrk)")
-        self.generator = "wrk" if self.use_wrk else "python"
-        self.phases: list[Phase] = []
-        self.rps_hint = 3000.0  # upper bound on any endpoint's rps, for sizing wrk's body file
-
-    def _target(self, kind: str) -> tuple[int, str, dict[str, str], set[int]]:
-        stack = self.stack
-        headers = stack.tenant.headers  # sent to the ceilings too, so requests are the same size
-        if kind in ("constant", "insert"):
-            assert stack.ceiling is not None
-            return (stack.ceiling.port, f"/{kind}", headers, {200 if kind == "constant" else 201})
-        assert stack.app is not None
-        base = f"/v2/Services/{stack.tenant.service_sid}"
-        if kind == "start":
-            return (stack.app.port, f"{base}/Verifications", headers, {201})
-        return (stack.app.port, f"{base}/VerificationCheck", headers, {200})
-
-    def _measure(self, run: Callable[[], Result], warmup: float, show: bool = True) -> Phase:
-        before = self.meter.snapshot()
-        result = run()
-        spent = CpuMeter.delta(before, self.meter.snapshot())
-        machine = spent.pop("_total"), spent.pop("_idle"), spent.pop("_steal")
-        # CPU over warm-up + measured window, per request of both, approximately.
-        total = result.completed * (1 + warmup / max(result.duration, 1e-9))
-        cpu_ms = {k: v * 1000 / total if total else math.nan for k, v in spent.items()}
-        cpu_ms["busy_pct"] = 100 * (1 - machine[1] / machine[0]) if machine[0] else math.nan
-        cpu_ms["steal_pct"] = 100 * machine[2] / machine[0] if machine[0] else math.nan
-        # What the rest of the machine (other users' processes) took meanwhile.
-        ours = sum(spent.values())
-        busy = machine[0] - machine[1]
-        cpu_ms["others_pct"] = 100 * max(0.0, busy - ours) / machine[0] if machine[0] else math.nan
-        phase = Phase(result, cpu_ms)
-        self.phases.append(phase)
-        if show:
-            print_phase(phase)
-        return phase
-
-    def closed(
-        self, name: str, kind: str, bodies: Bodies, duration: float, warmup: float | None = None
-    ) -> Phase:
-        port, path, headers, expect = self._target(kind)
-        args = self.args
-        warm = args.warmup if warmup is None else warmup
-        if self.use_wrk:
-            duration = max(1, round(duration))
-
-            def run() -> Result:
-                return loadgen.closed_loop_wrk(
-                    name, port, path, headers, bodies,
-                    connections=args.connections, warmup=warm, duration=duration,
-                    expect_rps=self.rps_hint, workdir=self.stack.workdir,
-                )  # fmt: skip
-        else:
-
-            def run() -> Result:
-                return loadgen.closed_loop_python(
-                    name, port, path, headers, bodies,
-                    connections=args.connections, warmup=warm, duration=duration, expect=expect,
-                )  # fmt: skip
-
-        return self._measure(run, warm)
-
-    def open(self, name: str, kind: str, bodies: Bodies, rate: float, duration: float) -> Phase:
-        port, path, headers, expect = self._target(kind)
-        args = self.args
-
-        def run() -> Result:
-            return loadgen.open_loop(
-                name, port, path, headers, bodies,
-                rate=rate, connections=args.open_connections, warmup=args.warmup,
-                duration=duration, expect=expect,
-            )  # fmt: skip
-
-        return self._measure(run, args.warmup)
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
-def print_phase(phase: Phase) -> None:
-    r = phase.result
-    cpu = phase.cpu_ms
-    rate = _fmt(r.target_rate, 0) if r.target_rate else "max"
-    flags = []
-    if r.error_rate > MAX_ERROR_RATE:
-        flags.append(f"ERRORS {r.statuses}")
-    if r.exhausted:
-        flags.append("BODIES RAN OUT")
-    if r.note:
-        flags.append(r.note)
-    web = cpu.get("app", 0.0) + cpu.get("ceiling", 0.0)
-    print(
-        f"  {r.name:<26} {r.mode:<6} {rate:>6} {_fmt(r.rps):>8} {_fmt(r.p50_ms, 2):>8} "
-        f"{_fmt(r.p99_ms, 2):>8} {_fmt(r.max_ms, 1):>8} {r.errors:>5}   "
-        f"{_fmt(web, 2):>6} {_fmt(cpu.get('postgres'), 2):>6} {_fmt(cpu.get('redis'), 2):>6} "
-        f"{_fmt(cpu.get('client'), 2):>6} {_fmt(cpu.get('busy_pct'), 0):>5} "
-        f"{_fmt(cpu.get('others_pct'), 0):>6}" + (("  " + "; ".join(flags)) if flags else ""),
-        flush=True,
-    )
-
-
-def print_header() -> None:
-    print(
-        f"  {'phase':<26} {'mode':<6} {'rate/s':>6} {'rps':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'max ms':>8} {'err':>5}   {'CPU ms per request':^27} {'machine':^12}\n"
-        f"  {'':<26} {'':<6} {'':>6} {'':>8} {'':>8} {'':>8} {'':>8} {'':>5}   "
-        f"{'web':>6} {'pg':>6} {'redis':>6} {'client':>6} {'busy%':>5} {'others':>6}",
-        flush=True,
-    )
-
-
-# -- argon2 in-process timings ------------------------------------------------------------------
-
-
-def argon2_micro(params: Argon2Params, budget: float = 0.6) -> dict[str, float]:
-    """Microseconds per hash and per verify call in this process; and verifies/s on 2 threads."""
-    hasher = CodeHasher(
-        [secrets.token_bytes(32)],
-        time_cost=params.time_cost,
-        memory_cost_kib=params.memory_cost_kib,
-        parallelism=params.parallelism,
-    )
-    sid = "VE" + "0" * 32
-    stored = hasher.hash(sid, "123456")
-
-    def per_call(fn: Callable[[], object]) -> float:
-        samples = []
-        for _ in range(3):
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < budget / 3:
-                fn()
-                n += 1
-            samples.append((time.perf_counter() - t0) / n)
-        return sorted(samples)[1] * 1e6
-
-    hash_us = per_call(lambda: hasher.hash(sid, "123456"))
-    verify_us = per_call(lambda: hasher.verify(sid, "654321", stored))
-
-    counts = [0, 0]
-    stop = time.perf_counter() + budget / 2
-
-    def spin(i: int) -> None:
-        while time.perf_counter() < stop:
-            hasher.verify(sid, "654321", stored)
-            counts[i] += 1
-
-    threads = [threading.Thread(target=spin, args=(i,)) for i in range(2)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    two_thread = sum(counts) / (time.perf_counter() - t0)
-    return {
-        "hash_us": hash_us,
-        "verify_us": verify_us,
-        "verify_per_s_1thread": 1e6 / verify_us,
-        "verify_per_s_2threads": two_thread,
-    }
 
 
 # -- the runs -------------------------------------------------------------------------------------
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
-
-
-def _valid(*phases: Phase) -> bool:
-    return all(p.result.error_rate <= MAX_ERROR_RATE and not p.result.exhausted for p in phases)
-
-
-def _constant() -> ConstantBodies:
-    return ConstantBodies("To=%2B14155550123")
 
 
 def _warm_up(stack: Stack, runner: Runner, starts: Bodies, seconds: float) -> None:
     """Unmeasured traffic to every endpoint first: imports, caches, pools, prepared statements."""
     print(f"  (warm-up: {seconds:g} s closed loop on each endpoint, not counted)", flush=True)
     for kind in ("constant", "insert"):
-        runner.closed(f"warm-up {kind}", kind, _constant(), seconds, warmup=0)
+        runner.closed(f"warm-up {kind}", kind, constant_bodies(), seconds, warmup=0)
     runner.closed("warm-up start", "start", starts, seconds, warmup=0)
     runner.closed("warm-up check", "check", stack.check_bodies(runner.args.check_code), seconds, 0)
 
@@ -302,7 +76,7 @@ def main_run(stack: Stack, runner: Runner, args: argparse.Namespace, numbers: Nu
     starts = numbers.start_bodies()
     default = Argon2Params(args.argon2_time_cost, args.argon2_memory_kib, args.argon2_parallelism)
     stack.start_app(default)
-    _sanity(stack, starts)
+    sanity(stack, starts)
     micro = argon2_micro(default)
     print(
         f"argon2id {default.label}: hash {micro['hash_us']:.0f} us, verify {micro['verify_us']:.0f} "
@@ -326,7 +100,7 @@ def main_run(stack: Stack, runner: Runner, args: argparse.Namespace, numbers: Nu
             elif kind == "check":  # every verification made so far that was never checked
                 bodies = stack.check_bodies(args.check_code)
             else:
-                bodies = _constant()
+                bodies = constant_bodies()
             phase = runner.closed(f"{kind} #{i + 1}", kind, bodies, slice_closed)
             by_kind[kind].append(phase)
             if kind == "constant":
@@ -351,7 +125,7 @@ def main_run(stack: Stack, runner: Runner, args: argparse.Namespace, numbers: Nu
         for i in range(open_rounds):
             print(f"  -- open loop at {rate:.0f}/s ({app_kind}/2), round {i + 1}/{open_rounds}")
             for kind in runs:
-                src = bodies if kind == app_kind else _constant()
+                src = bodies if kind == app_kind else constant_bodies()
                 runs[kind].append(runner.open(f"{kind} #{i + 1}", kind, src, rate, slice_open))
         opened[app_kind] = {
             kind: combine(f"{kind} @ {app_kind}/2" + (" ceiling" if kind != app_kind else ""), v)
@@ -370,17 +144,17 @@ def main_run(stack: Stack, runner: Runner, args: argparse.Namespace, numbers: Nu
     c, s_o, c_o = closed, opened["start"], opened["check"]
     rps = {k: c[k].result.rps for k in c}
     ratios = {
-        "start_rps/insert_rps": _ratio(rps["start"], rps["insert"]),
-        "check_rps/insert_rps": _ratio(rps["check"], rps["insert"]),
-        "start_rps/constant_rps": _ratio(rps["start"], rps["constant"]),
-        "check_rps/constant_rps": _ratio(rps["check"], rps["constant"]),
-        "insert_rps/constant_rps": _ratio(rps["insert"], rps["constant"]),
-        "start_p99/insert_p99": _ratio(s_o["start"].result.p99_ms, s_o["insert"].result.p99_ms),
-        "check_p99/insert_p99": _ratio(c_o["check"].result.p99_ms, c_o["insert"].result.p99_ms),
-        "start_p99/constant_p99": _ratio(s_o["start"].result.p99_ms, s_o["constant"].result.p99_ms),
-        "check_p99/constant_p99": _ratio(c_o["check"].result.p99_ms, c_o["constant"].result.p99_ms),
-        "start_p50/insert_p50": _ratio(s_o["start"].result.p50_ms, s_o["insert"].result.p50_ms),
-        "check_p50/insert_p50": _ratio(c_o["check"].result.p50_ms, c_o["insert"].result.p50_ms),
+        "start_rps/insert_rps": ratio(rps["start"], rps["insert"]),
+        "check_rps/insert_rps": ratio(rps["check"], rps["insert"]),
+        "start_rps/constant_rps": ratio(rps["start"], rps["constant"]),
+        "check_rps/constant_rps": ratio(rps["check"], rps["constant"]),
+        "insert_rps/constant_rps": ratio(rps["insert"], rps["constant"]),
+        "start_p99/insert_p99": ratio(s_o["start"].result.p99_ms, s_o["insert"].result.p99_ms),
+        "check_p99/insert_p99": ratio(c_o["check"].result.p99_ms, c_o["insert"].result.p99_ms),
+        "start_p99/constant_p99": ratio(s_o["start"].result.p99_ms, s_o["constant"].result.p99_ms),
+        "check_p99/constant_p99": ratio(c_o["check"].result.p99_ms, c_o["constant"].result.p99_ms),
+        "start_p50/insert_p50": ratio(s_o["start"].result.p50_ms, s_o["insert"].result.p50_ms),
+        "check_p50/insert_p50": ratio(c_o["check"].result.p50_ms, c_o["insert"].result.p50_ms),
     }
     # Robust companions. p99: the ratio within each round (ceiling and app measured back to back),
     # median over rounds: a round spoiled by other users of the machine does not decide it.
@@ -390,16 +164,16 @@ def main_run(stack: Stack, runner: Runner, args: argparse.Namespace, numbers: Nu
         runs = open_rounds_by_app[app_kind]
         for ceiling in ("insert", "constant"):
             per = [
-                _ratio(a.result.p99_ms, b.result.p99_ms)
+                ratio(a.result.p99_ms, b.result.p99_ms)
                 for a, b in zip(runs[app_kind], runs[ceiling], strict=True)
             ]
             ratios[f"{app_kind}_p99/{ceiling}_p99 per round"] = per  # type: ignore[assignment]
             ratios[f"{app_kind}_p99/{ceiling}_p99 median"] = statistics.median(per)
-        ratios[f"{app_kind}_cpu_capacity/insert"] = _ratio(
-            _stack_cpu(c["insert"]), _stack_cpu(c[app_kind])
+        ratios[f"{app_kind}_cpu_capacity/insert"] = ratio(
+            stack_cpu(c["insert"]), stack_cpu(c[app_kind])
         )
-        ratios[f"{app_kind}_cpu_capacity/constant"] = _ratio(
-            _stack_cpu(c["constant"]), _stack_cpu(c[app_kind])
+        ratios[f"{app_kind}_cpu_capacity/constant"] = ratio(
+            stack_cpu(c["constant"]), stack_cpu(c[app_kind])
         )
     per_round = {k: [round(p.result.rps) for p in v] for k, v in by_kind.items()}
     targets = {
@@ -412,7 +186,7 @@ def main_run(stack: Stack, runner: Runner, args: argparse.Namespace, numbers: Nu
         "check p99 <= 3 x insert ceiling p99 (median of rounds)":
             ratios["check_p99/insert_p99 median"] <= P99_TARGET,
     }  # fmt: skip
-    valid = _valid(*summary)
+    all_valid = valid(*summary)
 
     print("\nRatios, same run (rps per round: " + "; ".join(
         f"{k} {v}" for k, v in per_round.items()) + ")")  # fmt: skip
@@ -437,155 +211,30 @@ def main_run(stack: Stack, runner: Runner, args: argparse.Namespace, numbers: Nu
     ]  # fmt: skip
     for label, a, b in rows:
         print(
-            f"  {label:<40} {_fmt(ratios[a], 2) if a else '':>10} "
-            f"{_fmt(ratios[b], 2) if b else '':>12}"
+            f"  {label:<40} {fmt(ratios[a], 2) if a else '':>10} "
+            f"{fmt(ratios[b], 2) if b else '':>12}"
         )
     for app_kind in ("start", "check"):
         per = ratios[f"{app_kind}_p99/insert_p99 per round"]
-        print(f"  ({app_kind} p99 / insert p99 per round: {', '.join(_fmt(x, 2) for x in per)})")  # type: ignore[union-attr]
+        print(f"  ({app_kind} p99 / insert p99 per round: {', '.join(fmt(x, 2) for x in per)})")  # type: ignore[union-attr]
     print("\nTargets:")
     for label, ok in targets.items():
         print(f"  {label:<56} {'PASS' if ok else 'FAIL'}")
-    if not valid:
+    if not all_valid:
         print(
             "  (a phase had more than 1% errors or ran out of bodies: these figures are not valid)"
         )
     return {
         "argon2": asdict(default),
         "argon2_micro": micro,
-        "summary": [_dump(p) for p in summary],
-        "phases": [_dump(p) for p in runner.phases],
+        "summary": [dump(p) for p in summary],
+        "phases": [dump(p) for p in runner.phases],
         "rates": {"start_open": half("start"), "check_open": half("check")},
         "rps_per_round": per_round,
         "ratios": ratios,
         "targets": targets,
-        "valid": valid,
+        "valid": all_valid,
     }
-
-
-def _stack_cpu(phase: Phase) -> float:
-    """CPU ms per request of the servers (web + PostgreSQL + Redis), client excluded."""
-    cpu = phase.cpu_ms
-    return sum(cpu.get(k, 0.0) for k in ("app", "ceiling", "postgres", "redis"))
-
-
-def _dump(phase: Phase) -> dict[str, object]:
-    out = asdict(phase.result)
-    out.pop("latencies")
-    return {**out, "cpu_ms": phase.cpu_ms}
-
-
-def sweep_run(stack: Stack, runner: Runner, args: argparse.Namespace, numbers: Numbers) -> dict:
-    """Per argon2 setting: restart the app, then insert ceiling, start, check (closed loop), then
-    the insert ceiling and check at half the check maximum (open loop). Each setting is compared with
-    the insert ceiling measured right next to it."""
-    sets = [Argon2Params.parse(s) for s in args.argon2_sets.split(",")]
-    starts = numbers.start_bodies()
-    micro = {}
-    print("argon2id in-process cost (one thread; and verifies/s with two threads):")
-    for params in sets:
-        micro[params] = argon2_micro(params)
-        m = micro[params]
-        print(
-            f"  {params.label:<26} hash {m['hash_us']:>7.0f} us  verify {m['verify_us']:>7.0f} us"
-            f"  {m['verify_per_s_2threads']:>6.0f} verifies/s on 2 threads",
-            flush=True,
-        )
-    print()
-    print_header()
-    d = args.duration
-    const = runner.closed("constant ceiling", "constant", _constant(), d)
-    runner.rps_hint = max(runner.rps_hint, const.result.rps)
-    rows = []
-    for params in sets:
-        stack.start_app(params)
-        print(f"  -- argon2id {params.label}", flush=True)
-        runner.closed("warm-up start", "start", starts, 2, warmup=0)
-        insert = runner.closed("insert ceiling", "insert", _constant(), d)
-        start = runner.closed("start", "start", starts, d)
-        checks = stack.check_bodies(args.check_code)
-        check = runner.closed("check", "check", checks, d)
-        rate = check.result.rps / 2
-        insert_o = runner.open("insert @ check/2", "insert", _constant(), rate, d)
-        check_o = runner.open("check @ check/2", "check", checks, rate, d)
-        rows.append((params, insert, start, check, insert_o, check_o))
-
-    print(f"\nargon2 sweep (constant ceiling {const.result.rps:.0f} rps; ratios against the insert "
-          "ceiling measured next to each setting)")  # fmt: skip
-    print(
-        "  CPU = web + PostgreSQL CPU ms per request, measured; argon2 share = the in-process hash "
-        "(start) or verify (check) time over that CPU"
-    )
-    print(
-        f"  {'argon2id':<26} {'hash':>6} {'verify':>6} {'start':>6} {'check':>6} {'start':>6} "
-        f"{'check':>6} {'check':>6} {'start':>6} {'check':>6} {'check':>7} {'ins':>6} {'p99':>6}\n"
-        f"  {'':<26} {'us':>6} {'us':>6} {'/ins':>6} {'/ins':>6} {'CPU':>6} {'CPU':>6} {'/const':>6} "
-        f"{'argon':>6} {'argon':>6} {'p99 ms':>7} {'p99 ms':>6} {'ratio':>6}"
-    )
-    table = []
-    for params, insert, start, check, insert_o, check_o in rows:
-        m = micro[params]
-        ins = insert.result.rps
-        start_cpu = start.cpu_ms.get("app", math.nan) + start.cpu_ms.get("postgres", math.nan)
-        check_cpu = check.cpu_ms.get("app", math.nan) + check.cpu_ms.get("postgres", math.nan)
-        entry = {
-            "argon2": asdict(params),
-            "hash_us": m["hash_us"],
-            "verify_us": m["verify_us"],
-            "insert_rps": ins,
-            "start_rps/insert_rps": _ratio(start.result.rps, ins),
-            "check_rps/insert_rps": _ratio(check.result.rps, ins),
-            "check_rps/constant_rps": _ratio(check.result.rps, const.result.rps),
-            "start_cpu_ms": start_cpu,
-            "check_cpu_ms": check_cpu,
-            "insert_cpu_ms": insert.cpu_ms.get("ceiling", math.nan)
-            + insert.cpu_ms.get("postgres", math.nan),
-            "argon2_share_of_start": m["hash_us"] / 1000 / start_cpu,
-            "argon2_share_of_check": m["verify_us"] / 1000 / check_cpu,
-            "check_p99_ms": check_o.result.p99_ms,
-            "insert_p99_ms": insert_o.result.p99_ms,
-            "check_p99/insert_p99": _ratio(check_o.result.p99_ms, insert_o.result.p99_ms),
-            "valid": _valid(start, check, insert_o, check_o),
-        }
-        table.append(entry)
-        print(
-            f"  {params.label:<26} {m['hash_us']:>6.0f} {m['verify_us']:>6.0f} "
-            f"{_fmt(entry['start_rps/insert_rps'], 2):>6} {_fmt(entry['check_rps/insert_rps'], 2):>6} "
-            f"{_fmt(start_cpu, 1):>6} {_fmt(check_cpu, 1):>6} "
-            f"{_fmt(entry['check_rps/constant_rps'], 3):>6} "
-            f"{entry['argon2_share_of_start']:>6.0%} {entry['argon2_share_of_check']:>6.0%} "
-            f"{_fmt(check_o.result.p99_ms, 1):>7} {_fmt(insert_o.result.p99_ms, 1):>6} "
-            f"{_fmt(entry['check_p99/insert_p99'], 2):>6}"
-            + ("" if entry["valid"] else "  (not valid: errors or bodies ran out)")
-        )
-    inserts = [row[1] for row in rows]
-    print(
-        "  insert ceiling next to each setting: "
-        + ", ".join(f"{p.result.rps:.0f} rps" for p in inserts)
-        + "; its CPU per request: "
-        + ", ".join(
-            f"{p.cpu_ms.get('ceiling', math.nan) + p.cpu_ms.get('postgres', math.nan):.1f}"
-            for p in inserts
-        )
-        + " ms"
-    )
-    return {"sweep": table, "phases": [_dump(p) for p in runner.phases]}
-
-
-def _sanity(stack: Stack, starts: Bodies) -> None:
-    """One start and one wrong check by hand, so that a broken setup fails loudly and early."""
-    assert stack.app is not None
-    base = f"http://127.0.0.1:{stack.app.port}/v2/Services/{stack.tenant.service_sid}"
-    body = starts.next()
-    assert body is not None
-    to = body.split("&")[0].split("=", 1)[1].replace("%2B", "+")
-    auth = (stack.tenant.account_sid, stack.tenant.auth_token)
-    r = httpx.post(f"{base}/Verifications", data={"To": to, "Channel": "sms"}, auth=auth)
-    if r.status_code != 201:
-        raise SystemExit(f"sanity start failed: {r.status_code} {r.text}")
-    r = httpx.post(f"{base}/VerificationCheck", data={"To": to, "Code": "0000000"}, auth=auth)
-    if r.status_code != 200 or r.json().get("status") != "pending":
-        raise SystemExit(f"sanity check failed: {r.status_code} {r.text}")
 
 
 def _describe(stack: Stack, runner: Runner, args: argparse.Namespace) -> dict[str, object]:

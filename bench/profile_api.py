@@ -41,9 +41,9 @@ if str(BENCH) not in sys.path:
 import bench_api  # noqa: E402
 import ceiling_app  # noqa: E402
 import redis  # noqa: E402
-from bench_api import Argon2Params, Numbers, Stack  # noqa: E402
 from loadgen import Bodies, ConstantBodies  # noqa: E402
 from sqlalchemy import Engine, event  # noqa: E402
+from stack import Argon2Params, Numbers, Stack  # noqa: E402
 
 from verify.app import create_app  # noqa: E402
 from verify.config import Argon2Settings  # noqa: E402
