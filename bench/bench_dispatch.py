@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import httpx  # noqa: E402
 from receiver import Receiver, receiving  # noqa: E402
 from rq import Queue  # noqa: E402
 from rq.job import Job  # noqa: E402
-from stack import Numbers, Stack, proc_table, tree_cpu  # noqa: E402
+from stack import CpuMeter, Numbers, Stack  # noqa: E402
 
 from verify.db import make_session_factory  # noqa: E402
 from verify.domain.clock import SystemClock  # noqa: E402
@@ -123,22 +122,23 @@ def jobs_per_second(queue: Queue, ids: list[str]) -> tuple[float, int]:
 
 
 class JobCpu:
-    """CPU seconds of each part while workers run a batch: the workers (children of this process,
-    counted once they have exited), PostgreSQL, Redis and the receiver (the outside world)."""
+    """CPU seconds of each part while workers run a batch (``stack.CpuMeter``): the workers (this
+    process's children, counted once they have exited; this process only waits for them meanwhile),
+    PostgreSQL, Redis and the receiver (the outside world)."""
 
     def __init__(self, stack: Stack, receiver: Receiver) -> None:
-        self.stack = stack
-        self.receiver = receiver
+        def roots() -> dict[str, int | None]:
+            parts = stack.roots()
+            pid = receiver.process.pid
+            return {"postgres": parts["postgres"], "redis": parts["redis"], "receiver": pid}
+
+        self._meter = CpuMeter(roots)
 
     def snapshot(self) -> dict[str, float]:
-        table = proc_table()
-        roots = self.stack.roots()
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        seen = self._meter.snapshot()
         return {
-            "workers": kids.ru_utime + kids.ru_stime,
-            "postgres": tree_cpu(table, roots["postgres"]),
-            "redis": tree_cpu(table, roots["redis"]),
-            "receiver": tree_cpu(table, self.receiver.process.pid),
+            "workers": seen["client"],
+            **{k: seen[k] for k in ("postgres", "redis", "receiver")},
         }
 
     def per_job(

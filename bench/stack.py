@@ -131,7 +131,7 @@ class Numbers:
 _CLK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_table() -> dict[int, tuple[int, float]]:
+def _proc_table() -> dict[int, tuple[int, float]]:
     """pid -> (ppid, cpu seconds) for every live process, with its exited children's (a
     PostgreSQL backend that ended with its connection is counted in the postmaster's)."""
     table = {}
@@ -149,7 +149,7 @@ def proc_table() -> dict[int, tuple[int, float]]:
     return table
 
 
-def tree_cpu(table: dict[int, tuple[int, float]], root: int | None) -> float:
+def _tree_cpu(table: dict[int, tuple[int, float]], root: int | None) -> float:
     if root is None or root not in table:
         return 0.0
     children: dict[int, list[int]] = {}
@@ -170,8 +170,8 @@ class CpuMeter:
         self.roots = roots
 
     def snapshot(self) -> dict[str, float]:
-        table = proc_table()
-        out = {name: tree_cpu(table, pid) for name, pid in self.roots().items()}
+        table = _proc_table()
+        out = {name: _tree_cpu(table, pid) for name, pid in self.roots().items()}
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has exited
         out["client"] = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime

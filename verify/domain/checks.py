@@ -10,11 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.orm import Session
 
-from verify.config import Limits
-from verify.domain.clock import Clock
-from verify.domain.codes import CodeHasher, is_valid_code
+from verify.domain.codes import is_valid_code
 from verify.domain.destinations import parse_any
 from verify.domain.lifecycle import Lifecycle, Outcome, verification_from
 from verify.domain.lifecycle_store import (
@@ -32,8 +29,7 @@ from verify.domain.lifecycle_store import (
     UPSERT_FAILURE,
     approve_statement,
 )
-from verify.domain.sends import SendGate
-from verify.domain.services import ServiceCache, ServiceConfig
+from verify.domain.services import ServiceConfig
 from verify.errors import (
     InvalidParameter,
     MaxCheckAttempts,
@@ -56,20 +52,6 @@ def _locked(v: Verification, now: datetime) -> MaxCheckAttempts:
 
 
 class CheckService(Lifecycle):
-    def __init__(
-        self,
-        session: Session,
-        *,
-        clock: Clock,
-        hasher: CodeHasher,
-        limits: Limits,
-        gate: SendGate | None = None,
-        services: ServiceCache | None = None,
-    ) -> None:
-        super().__init__(session, clock=clock, gate=gate, services=services)
-        self._hasher = hasher
-        self._limits = limits
-
     def check(
         self,
         account_sid: str,

@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, Row
 from sqlalchemy.orm import Session
 
+from verify.config import Limits
 from verify.domain.clock import Clock
+from verify.domain.codes import CodeHasher
 from verify.domain.lifecycle_store import (
     EXPIRED,
     PENDING,
@@ -48,11 +50,15 @@ class Lifecycle:
         session: Session,
         *,
         clock: Clock,
+        hasher: CodeHasher,
+        limits: Limits,
         gate: SendGate | None = None,
         services: ServiceCache | None = None,
     ) -> None:
         self._session = session
         self._clock = clock
+        self._hasher = hasher
+        self._limits = limits
         self._gate = gate or OpenGate()
         self._services = services or ServiceCache(ttl=0)
 

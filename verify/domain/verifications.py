@@ -76,11 +76,11 @@ class VerificationService(Lifecycle):
         gate: SendGate | None = None,
         services: ServiceCache | None = None,
     ) -> None:
-        super().__init__(session, clock=clock, gate=gate, services=services)
-        self._hasher = hasher
+        super().__init__(
+            session, clock=clock, hasher=hasher, limits=limits, gate=gate, services=services
+        )
         self._sealer = sealer
         self._dispatcher = dispatcher
-        self._limits = limits
 
     # -- start / resend -------------------------------------------------------------------------
 
