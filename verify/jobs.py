@@ -10,7 +10,6 @@ import logging
 from verify import abuse, metrics
 from verify.delivery.attempts import stuck_attempts
 from verify.delivery.pipeline import Delivery
-from verify.delivery.queue import RQDispatcher
 from verify.domain.verifications import VerificationService
 from verify.events.relay import Relay, WebhookQueue
 from verify.events.retention import purge_deliveries
@@ -80,7 +79,7 @@ def sweep() -> dict[str, int]:
             clock=rt.clock,
             hasher=rt.hasher,
             sealer=rt.sealer,
-            dispatcher=RQDispatcher(rt.queue),
+            dispatcher=rt.dispatcher,
             limits=rt.settings.limits,
         )
         expired = verifications.expire_due()
@@ -90,7 +89,7 @@ def sweep() -> dict[str, int]:
         purged = purge_deliveries(
             session, rt.clock.now(), rt.settings.limits.webhook_retention_days
         )
-    dispatcher = RQDispatcher(rt.queue)
+    dispatcher = rt.dispatcher
     redriven = sum(dispatcher.enqueue(sid) for sid in stuck)
     counts = {"expired": expired, "redriven": redriven, "lost": lost, "purged": purged}
     log.info("sweep", extra=counts)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from verify import redisconn
 from verify.config import Settings
 from verify.db import make_engine, make_session_factory
+from verify.delivery.queue import RQDispatcher
 from verify.domain.clock import Clock, SystemClock
 from verify.domain.codes import CodeHasher, CodeSealer
 from verify.domain.services import ServiceCache
@@ -26,6 +27,7 @@ class Runtime:
     queue: Queue
     hasher: CodeHasher
     sealer: CodeSealer
+    dispatcher: RQDispatcher  # enqueues delivery jobs on ``queue``
     clock: Clock = field(default_factory=SystemClock)
     # Service snapshots for the start/check hot path (a few seconds old at most).
     services: ServiceCache = field(default_factory=ServiceCache)
@@ -38,12 +40,13 @@ class Runtime:
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     client = redisconn.connect(settings)
     engine = make_engine(settings.effective_database_url)
+    queue = Queue(settings.queue_name, connection=client)
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
         redis=client,
-        queue=Queue(settings.queue_name, connection=client),
+        queue=queue,
         hasher=CodeHasher(
             settings.code_peppers,
             time_cost=settings.argon2.time_cost,
@@ -51,5 +54,6 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
             parallelism=settings.argon2.parallelism,
         ),
         sealer=CodeSealer(settings.code_keys),
+        dispatcher=RQDispatcher(queue),
         clock=clock or SystemClock(),
     )

@@ -13,7 +13,6 @@ import flask
 from sqlalchemy.orm import Session
 
 from verify import abuse
-from verify.delivery.queue import RQDispatcher
 from verify.domain.accounts import AccountService, CredentialCache, Principal
 from verify.domain.checks import CheckService
 from verify.domain.services import ServiceRegistry
@@ -48,7 +47,7 @@ def verifications() -> VerificationService:
         clock=rt.clock,
         hasher=rt.hasher,
         sealer=rt.sealer,
-        dispatcher=RQDispatcher(rt.queue),
+        dispatcher=rt.dispatcher,
         limits=rt.settings.limits,
         services=rt.services,
         gate=send_gate(),

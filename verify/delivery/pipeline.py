@@ -18,7 +18,7 @@ from verify.delivery.console import outbox_for
 from verify.delivery.fallback import ChannelTimeouts
 from verify.delivery.lane import LaneSender
 from verify.delivery.providers.base import Provider
-from verify.delivery.queue import RQDispatcher, Timers
+from verify.delivery.queue import Timers
 from verify.delivery.receipts import ReceiptService
 from verify.delivery.routing import Route, RouteCache, Router
 from verify.delivery.sender import RetryPolicy, SendService
@@ -82,7 +82,7 @@ class Delivery:
         limits = rt.settings.limits
         self.rt = rt
         self.adapters = AdapterCache(rt, echo=echo)
-        self.dispatcher = RQDispatcher(rt.queue)
+        self.dispatcher = rt.dispatcher
         self.routes = RouteCache()
         self.timers = Timers(rt.redis, self.dispatcher)
         self.breakers = CircuitBreakers(

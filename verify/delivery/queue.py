@@ -10,12 +10,14 @@ The database stays the source of truth: an attempt waiting for a retry is ``queu
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import Any
 
 import redis
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.utils import now, utcformat
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,8 @@ DELIVER = "verify.jobs.deliver"
 CHANNEL_TIMEOUT = "verify.jobs.channel_timeout"
 TIMERS = "verify:delivery:timers"
 JOB_TIMEOUT = 60  # seconds RQ lets a delivery job run before it kills it
+RESULT_TTL = 600
+FAILURE_TTL = 86_400
 # States in which a job will still run (or is running): enqueuing again would duplicate it.
 _LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
@@ -42,9 +46,66 @@ def timeout_job_id(attempt_sid: str) -> str:
     return f"fallback-{attempt_sid}"
 
 
-class RQDispatcher:
+class _DeliveryJobs:
+    """Writes a delivery job into Redis as RQ's ``Queue.enqueue`` does (the job's hash, the queue in
+    RQ's set of queues, the job's id pushed onto it) in one Lua call, atomic as RQ's MULTI/EXEC pipeline is.
+
+    The fields that are the same for every delivery job come from a job RQ itself builds, once, and
+    are written into the script; each call sends only what differs: the time, the description and
+    the serialized call. About half the client CPU of ``Queue.enqueue`` (docs/performance.md)."""
+
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
+        template = queue.create_job(
+            DELIVER,
+            args=("",),
+            job_id="template",
+            description="",
+            timeout=JOB_TIMEOUT,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+        ).to_dict()
+        varying = ("created_at", "enqueued_at", "description", "data")
+        fixed = "".join(
+            f", {_lua_string(name)}, {_lua_string(value)}"
+            for name, value in template.items()
+            if name not in varying
+        )
+        self._script = queue.connection.register_script(
+            "redis.call('HSET', KEYS[1], 'created_at', ARGV[1], 'enqueued_at', ARGV[1],"
+            f" 'description', ARGV[2], 'data', ARGV[3]{fixed})\n"
+            "redis.call('SADD', KEYS[3], KEYS[2])\n"
+            "return redis.call('RPUSH', KEYS[2], ARGV[4])"
+        )
+
+    def write(self, attempt_sid: str, jid: str) -> None:
+        data = zlib.compress(self._queue.serializer.dumps((DELIVER, None, (attempt_sid,), {})))
+        self._script(
+            keys=[Job.key_for(jid), self._queue.key, Queue.redis_queues_keys],
+            args=[utcformat(now()), f"deliver {attempt_sid}", data, jid],
+        )
+
+
+def _lua_string(value: object) -> str:
+    """A Lua literal for ``value`` encoded as redis-py encodes a command argument (str values as
+    themselves, also a str enum's), every byte outside [A-Za-z0-9] escaped."""
+    if isinstance(value, bytes):
+        raw = value
+    elif isinstance(value, str):
+        raw = value.encode()
+    else:
+        raw = (repr(value) if isinstance(value, float) else str(value)).encode()
+    return (
+        '"' + "".join(chr(b) if b < 128 and chr(b).isalnum() else f"\\{b:03d}" for b in raw) + '"'
+    )
+
+
+class RQDispatcher:
+    """One per process (Runtime.dispatcher)."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+        self._jobs: _DeliveryJobs | None = None
 
     def dispatch(self, attempt_sid: str) -> None:
         """Enqueue a new attempt after commit. A Redis failure is logged, not raised: the sweep
@@ -67,19 +128,9 @@ class RQDispatcher:
         return True
 
     def _enqueue(self, attempt_sid: str, tries: int = 0) -> None:
-        # One pipeline for everything RQ writes: a single round trip to Redis.
-        with self._queue.connection.pipeline() as pipe:
-            self._queue.enqueue(
-                DELIVER,
-                attempt_sid,
-                job_id=job_id(attempt_sid, tries),
-                description=f"deliver {attempt_sid}",
-                job_timeout=JOB_TIMEOUT,
-                result_ttl=600,
-                failure_ttl=86_400,
-                pipeline=pipe,
-            )
-            pipe.execute()
+        if self._jobs is None:  # built on first use: importing and wiring do no I/O
+            self._jobs = _DeliveryJobs(self._queue)
+        self._jobs.write(attempt_sid, job_id(attempt_sid, tries))
 
     def enqueue_retry(self, attempt_sid: str, tries: int) -> None:
         self._enqueue(attempt_sid, tries)
@@ -91,8 +142,8 @@ class RQDispatcher:
             job_id=timeout_job_id(attempt_sid),
             description=f"channel timeout {attempt_sid}",
             job_timeout=JOB_TIMEOUT,
-            result_ttl=600,
-            failure_ttl=86_400,
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
         )
 
 

@@ -1,0 +1,72 @@
+"""The delivery job as the dispatcher writes it (one Lua call) is the job RQ's own enqueue writes."""
+
+from __future__ import annotations
+
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from verify.delivery.queue import (
+    DELIVER,
+    FAILURE_TTL,
+    JOB_TIMEOUT,
+    RESULT_TTL,
+    RQDispatcher,
+    _lua_string,
+    job_id,
+)
+
+VARYING = {b"created_at", b"enqueued_at", b"description", b"data"}
+
+
+def test_dispatched_job_has_every_field_rq_writes(runtime):
+    """Same hash fields and constant values as Queue.enqueue's job, and the same position in the
+    queue; the varying fields carry this attempt."""
+    queue = runtime.queue
+    RQDispatcher(queue).dispatch("VLattempt")
+    assert Queue.all(connection=runtime.redis) == [queue]  # dashboards and workers find it
+    reference = queue.enqueue(
+        DELIVER,
+        "VLreference",
+        job_id="reference",
+        description="deliver VLreference",
+        job_timeout=JOB_TIMEOUT,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+    )
+
+    theirs = runtime.redis.hgetall(reference.key)
+    ours = runtime.redis.hgetall(Job.key_for(job_id("VLattempt")))
+    assert set(ours) == set(theirs)
+    assert {k: v for k, v in ours.items() if k not in VARYING} == {
+        k: v for k, v in theirs.items() if k not in VARYING
+    }
+    assert queue.job_ids == [job_id("VLattempt"), "reference"]
+
+    job = Job.fetch(job_id("VLattempt"), connection=runtime.redis)
+    assert job.func_name == DELIVER
+    assert job.args == ("VLattempt",)
+    assert job.kwargs == {}
+    assert job.description == "deliver VLattempt"
+    assert job.get_status() == JobStatus.QUEUED
+    assert job.origin == queue.name
+    assert (job.timeout, job.result_ttl, job.failure_ttl) == (JOB_TIMEOUT, RESULT_TTL, FAILURE_TTL)
+    assert job.enqueued_at is not None and job.created_at is not None
+
+
+def test_dispatched_job_runs_in_a_worker(api, work, runtime):
+    """A start's job, written by the dispatcher, is run by an RQ worker to the end."""
+    sid = api.start().json["sid"]
+    fetched = api.get(f"{api.base}/Verifications/{sid}").json
+    attempt_sid = fetched["send_code_attempts"][0]["attempt_sid"]
+    work()
+    job = Job.fetch(job_id(attempt_sid), connection=runtime.redis)
+    assert job.get_status() == JobStatus.FINISHED
+    assert job.return_value() == "sent"
+
+
+def test_lua_literals_escape_every_byte_outside_letters_and_digits():
+    assert _lua_string("verify") == '"verify"'
+    assert _lua_string(60) == '"60"'
+    assert _lua_string("a'b\"c\\d\n") == '"a\\039b\\034c\\092d\\010"'
+    assert _lua_string("é") == '"\\195\\169"'
+    assert _lua_string(JobStatus.QUEUED) == '"queued"'
