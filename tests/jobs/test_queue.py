@@ -50,7 +50,8 @@ def test_dispatched_job_has_every_field_rq_writes(runtime):
     assert job.get_status() == JobStatus.QUEUED
     assert job.origin == queue.name
     assert (job.timeout, job.result_ttl, job.failure_ttl) == (JOB_TIMEOUT, RESULT_TTL, FAILURE_TTL)
-    assert job.enqueued_at is not None and job.created_at is not None
+    assert job.enqueued_at is not None
+    assert job.created_at is not None
 
 
 def test_dispatched_job_runs_in_a_worker(api, work, runtime):
