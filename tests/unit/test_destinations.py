@@ -32,6 +32,13 @@ def test_invalid_phone_numbers_are_refused_naming_the_parameter(raw):
     assert info.value.parameter == "To"
 
 
+@pytest.mark.parametrize("raw", ["+14150000000", "+4410", "+33123"])
+def test_numbers_that_parse_but_exist_nowhere_are_refused(raw):
+    """Well-formed numbers outside every numbering plan are refused as invalid."""
+    with pytest.raises(InvalidParameter, match="not a valid phone number"):
+        parse_destination(raw, "sms")
+
+
 def test_premium_rate_numbers_are_refused():
     """A premium-rate number never receives a code."""
     with pytest.raises(InvalidParameter, match="premium-rate"):

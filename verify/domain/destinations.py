@@ -72,9 +72,11 @@ def parse_phone(raw: str, parameter: str = "To") -> Destination:
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
         raise InvalidParameter(parameter, "not a phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidParameter(parameter, "not a valid phone number")
+    # number_type is UNKNOWN exactly when is_valid_number is false (the same region and pattern
+    # lookups, which is_valid_number would make once more).
     type_ = phonenumbers.number_type(number)
+    if type_ == PhoneNumberType.UNKNOWN:
+        raise InvalidParameter(parameter, "not a valid phone number")
     refused = REFUSED_TYPES.get(type_)
     if refused:
         raise InvalidParameter(parameter, f"{refused} numbers cannot receive verification codes")
