@@ -332,8 +332,11 @@ def main(argv: list[str] | None = None) -> int:
             out = sweep_run(stack, runner, args, numbers)
         else:
             out = main_run(stack, runner, args, numbers)
-        out["about"] = {**about, "loadavg_after": os.getloadavg()}
-        print(f"\nload average before {about['loadavg_before']}, after {os.getloadavg()}")
+        out["about"] = {**about, "loadavg_after": os.getloadavg(), "starved": runner.starved}
+        print(
+            f"\nclosed-loop rounds run again for a starved server process: {runner.starved}"
+            f"\nload average before {about['loadavg_before']}, after {os.getloadavg()}"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str))
     return 0 if args.argon2_sweep or out["valid"] else 1

@@ -163,6 +163,13 @@ def _tree_cpu(table: dict[int, tuple[int, float]], root: int | None) -> float:
     return total
 
 
+def worker_cpu(root: int) -> list[float]:
+    """CPU seconds so far of each direct child of ``root`` (a gunicorn master's workers), with
+    their own children."""
+    table = _proc_table()
+    return [_tree_cpu(table, pid) for pid, (ppid, _) in table.items() if ppid == root]
+
+
 class CpuMeter:
     """CPU seconds used by each part of the stack between two snapshots."""
 
