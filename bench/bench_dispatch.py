@@ -383,6 +383,9 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="only profile deliver jobs in this process"
     )
+    parser.add_argument(
+        "--receipts", action="store_true", help="sends ask for delivery receipts (a public URL)"
+    )
     parser.add_argument("--top", type=int, default=30, help="rows of the profile")
     parser.add_argument("--wall", action="store_true", help="profile with the wall clock")
     args = parser.parse_args()
@@ -395,6 +398,10 @@ def main() -> None:
         assert stack.engine is not None
         # The receiver is on loopback: the operator allowlist lets the SSRF guard reach it.
         stack.settings = replace(stack.settings, webhook_allow_networks=("127.0.0.0/8",))
+        if args.receipts:
+            # Sends then carry a status callback, as in a deployment with VERIFY_PUBLIC_URL (the
+            # receiver posts no receipts: the URL is never called).
+            stack.settings = replace(stack.settings, public_url="http://127.0.0.1:9")
         with make_session_factory(stack.engine)() as session:
             ProviderRegistry(
                 session, SystemClock(), stack.sealer, allow=parse_networks(["127.0.0.0/8"])

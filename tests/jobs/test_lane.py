@@ -47,6 +47,26 @@ def test_a_common_send_is_three_autocommitted_statements(api, runtime):
     assert seen == [("SELECT", True), ("UPDATE", True), ("WITH", True)]
 
 
+def test_a_send_that_asks_for_receipts_looks_for_early_ones(api, gateways, runtime, public_url):
+    """With a status callback, one more autocommitted statement: whether a receipt for the
+    message id came before the acceptance was recorded (none did: no transaction follows)."""
+    gateways.add(api, "p1", 1)
+    assert jobs.deliver(attempt_sid(runtime, api.start(to="+14155550100").json["sid"])) == "sent"
+    sid = attempt_sid(runtime, api.start().json["sid"])
+    seen: list[tuple[str, bool]] = []
+
+    def listen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append((statement.split()[0], conn.connection.dbapi_connection.autocommit))
+
+    event.listen(runtime.engine, "before_cursor_execute", listen)
+    try:
+        assert jobs.deliver(sid) == "sent"
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", listen)
+    assert seen == [("SELECT", True), ("UPDATE", True), ("WITH", True), ("SELECT", True)]
+    assert gateways.calls("p1")[-1]["status_callback"].startswith(public_url)
+
+
 def test_a_common_send_records_what_the_general_path_does(api, runtime):
     """The attempt is sent through the console provider and one message.sent event is written."""
     verification_sid = api.start().json["sid"]

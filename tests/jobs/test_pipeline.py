@@ -13,6 +13,7 @@ from tests.conftest import ApiClient, code_in, make_tenant
 from tests.jobs.conftest import Gateways
 from verify import jobs
 from verify.delivery.queue import TIMERS
+from verify.delivery.sender import SendService
 from verify.models import Event, SendAttempt
 from verify.models.delivery import DeliveryReceipt
 
@@ -334,6 +335,31 @@ def test_receipts_are_duplicate_and_out_of_order_safe(api, gateways, work, runti
     assert receipts(runtime) == [("delivered", True), ("sent", False)]
     detail = api.get(f"/v2/Attempts/{attempt_sid}").json
     assert [r["status"] for r in detail["receipts"]] == ["delivered", "sent"]
+
+
+def test_a_receipt_that_comes_before_the_send_is_recorded_is_applied(
+    api, gateways, work, runtime, public_url, monkeypatch
+):
+    """A gateway may post its receipt before the worker has recorded the message id it answered:
+    the receipt is kept unmatched, and applied as the send is recorded."""
+    gateways.add(api, "p1", 1)
+    call = SendService._call
+
+    def call_then_receipt(self, route, message):  # type: ignore[no-untyped-def]
+        result = call(self, route, message)
+        assert message.status_callback is not None  # the send asked for receipts
+        assert post_receipt(api, gateways, "p1", "delivered").status_code == 204
+        assert receipts(runtime) == [("delivered", False)]  # not matched yet
+        return result
+
+    monkeypatch.setattr(SendService, "_call", call_then_receipt)
+    sid = api.start().json["sid"]
+    work()
+    [attempt] = attempts_of(api, sid)
+    assert attempt["status"] == "delivered"
+    assert receipts(runtime) == [("delivered", True)]
+    assert events(runtime, attempt["attempt_sid"]).count("message.sent") == 1
+    assert events(runtime, attempt["attempt_sid"]).count("message.delivered") == 1
 
 
 def test_undelivered_receipt_fails_the_verification(api, gateways, work, runtime):

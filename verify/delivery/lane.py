@@ -3,10 +3,14 @@ round trip): read the attempt with what its message needs, claim it for the chos
 its verification is pending and unexpired, and record the provider's acceptance with its
 ``message.sent`` event (verify/delivery/attempts.py has the statements).
 
+A send that asked for delivery receipts takes one more statement: whether a receipt for the
+message id the provider answered came before the acceptance was recorded (a provider may post one
+that fast); such a receipt, a rare case, is applied in a transaction of its own.
+
 Anything uncommon (not queued or not due, a failover or fallback attempt, a blocked send, no route
-or every breaker open, a lost claim, a result other than accepted, a send that asked for delivery
-receipts) leaves this path before it changes anything, or after the call, and SendService's
-general path, one transaction at a time, takes over.
+or every breaker open, a lost claim, a result other than accepted) leaves this path before it
+changes anything, or after the call, and SendService's general path, one transaction at a time,
+takes over.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from verify.delivery import attempts as lifecycle
 from verify.delivery.providers.base import OutboundMessage, Outcome, SendResult
+from verify.delivery.receipts import EARLY_RECEIPT, apply_early_receipts
 from verify.delivery.routing import Route
 from verify.delivery.sender import Claimed, SendService
 from verify.events import outbox
@@ -56,27 +61,36 @@ class LaneSender(SendService):
         lane = self._lane
         isolation = lane.default_isolation_level
         lane.execution_options(isolation_level="AUTOCOMMIT")
+        early = False
         try:
             claimed = self._claim_on_lane(attempt_sid)
             if claimed is None:
                 return None
             result = self._call(claimed.route, claimed.message)
-            if result.outcome is Outcome.ACCEPTED and claimed.message.status_callback is None:
-                return self._record_sent(claimed, result)
+            if result.outcome is Outcome.ACCEPTED:
+                outcome = self._record_sent(claimed, result)
+                early = outcome == "sent" and self._receipts_waiting(claimed, result)
         finally:
             self._end_reads()
             if lane.in_transaction():
                 lane.rollback()  # a statement failed before its commit
             lane.execution_options(isolation_level=isolation)
-        # Not accepted (or receipts may already wait for it): conclude as the general path does.
+        accepted = result.outcome is Outcome.ACCEPTED
+        if accepted and not early:
+            self._run_after_commit()
+            return outcome
         with self._session.begin():
             attempt = self._session.get(SendAttempt, attempt_sid)
             assert attempt is not None
-            v = self._verification(attempt)
-            service = self._session.get(Service, v.service_sid)
-            assert service is not None
-            general = Claimed(attempt, claimed.route, claimed.message, v.expires_at, v, service)
-            outcome = self._conclude(general, result)
+            if accepted:  # receipts that came before the acceptance was recorded
+                now = self._clock.now()
+                apply_early_receipts(self._session, attempt, now, self._after_commit_dispatch)
+            else:  # conclude as the general path does
+                v = self._verification(attempt)
+                service = self._session.get(Service, v.service_sid)
+                assert service is not None
+                general = Claimed(attempt, claimed.route, claimed.message, v.expires_at, v, service)
+                outcome = self._conclude(general, result)
         self._run_after_commit()
         return outcome
 
@@ -159,8 +173,17 @@ class LaneSender(SendService):
                 channel_timeout=row.channel_timeout,
             )
             self._schedule_channel_timeout(attempt, v, service, now)
-        self._run_after_commit()
         return "sent"
+
+    def _receipts_waiting(self, claimed: _Read, result: SendResult) -> bool:
+        if not (
+            result.provider_message_id and claimed.route.sid and claimed.message.status_callback
+        ):
+            return False  # receipts can only have come if the send asked for them
+        params = {"p_provider_sid": claimed.route.sid, "p_message_id": result.provider_message_id}
+        waiting = self._lane.execute(EARLY_RECEIPT, params).first() is not None
+        self._lane.commit()
+        return waiting
 
     def _end_reads(self) -> None:
         # The router and the screening may read through the session: end that (autocommit) read.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -153,6 +153,19 @@ def apply(
         if fallback is not None:
             dispatch(fallback.sid)
     return True
+
+
+# Whether receipts wait for a provider's message id: posted before the send that got it was
+# recorded (the lane looks before it opens a transaction for them).
+EARLY_RECEIPT = (
+    select(DeliveryReceipt.id)
+    .where(
+        DeliveryReceipt.provider_sid == bindparam("p_provider_sid"),
+        DeliveryReceipt.provider_message_id == bindparam("p_message_id"),
+        DeliveryReceipt.attempt_sid.is_(None),
+    )
+    .limit(1)
+)
 
 
 def apply_early_receipts(
