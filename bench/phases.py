@@ -154,7 +154,8 @@ class Runner:
         for attempt in range(1 + STARVED_RETRIES):
             before = worker_cpu(root)
             phase = self._measure(run, warm, show=False)
-            spent = [b - a for a, b in zip(before, worker_cpu(root), strict=False)]
+            after = worker_cpu(root)
+            spent = [after[pid] - before[pid] for pid in before if pid in after]
             shares = "/".join(f"{x:.1f}" for x in spent)
             if len(spent) < 2 or min(spent) >= STARVED * max(spent):
                 break

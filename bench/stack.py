@@ -163,11 +163,11 @@ def _tree_cpu(table: dict[int, tuple[int, float]], root: int | None) -> float:
     return total
 
 
-def worker_cpu(root: int) -> list[float]:
+def worker_cpu(root: int) -> dict[int, float]:
     """CPU seconds so far of each direct child of ``root`` (a gunicorn master's workers), with
-    their own children."""
+    their own children, by pid."""
     table = _proc_table()
-    return [_tree_cpu(table, pid) for pid, (ppid, _) in table.items() if ppid == root]
+    return {pid: _tree_cpu(table, pid) for pid, (ppid, _) in table.items() if ppid == root}
 
 
 class CpuMeter:

@@ -48,7 +48,8 @@ def timeout_job_id(attempt_sid: str) -> str:
 
 class _DeliveryJobs:
     """Writes a delivery job into Redis as RQ's ``Queue.enqueue`` does (the job's hash, the queue in
-    RQ's set of queues, the job's id pushed onto it) in one Lua call, atomic as RQ's MULTI/EXEC pipeline is.
+    RQ's set of queues, the job's id pushed onto it) in one Lua call, atomic as RQ's MULTI/EXEC
+    pipeline is.
 
     The fields that are the same for every delivery job come from a job RQ itself builds, once, and
     are written into the script; each call sends only what differs: the time, the description and
@@ -105,7 +106,7 @@ class RQDispatcher:
 
     def __init__(self, queue: Queue) -> None:
         self._queue = queue
-        self._jobs: _DeliveryJobs | None = None
+        self._jobs = _DeliveryJobs(queue)  # no I/O: the script is loaded on its first call
 
     def dispatch(self, attempt_sid: str) -> None:
         """Enqueue a new attempt after commit. A Redis failure is logged, not raised: the sweep
@@ -128,8 +129,6 @@ class RQDispatcher:
         return True
 
     def _enqueue(self, attempt_sid: str, tries: int = 0) -> None:
-        if self._jobs is None:  # built on first use: importing and wiring do no I/O
-            self._jobs = _DeliveryJobs(self._queue)
         self._jobs.write(attempt_sid, job_id(attempt_sid, tries))
 
     def enqueue_retry(self, attempt_sid: str, tries: int) -> None:
