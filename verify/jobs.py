@@ -10,6 +10,7 @@ import logging
 from verify import abuse, metrics
 from verify.delivery.attempts import stuck_attempts
 from verify.delivery.pipeline import Delivery
+from verify.delivery.receipts import match_stranded
 from verify.domain.verifications import VerificationService
 from verify.events.relay import Relay, WebhookQueue
 from verify.events.retention import purge_deliveries
@@ -71,7 +72,8 @@ def release_timers() -> int:
 
 def sweep() -> dict[str, int]:
     """The periodic cold-path job: expire due verifications, redrive attempts whose enqueue was
-    lost, recover attempts a crashed worker left sending, purge webhook deliveries past retention."""
+    lost, recover attempts a crashed worker left sending, purge webhook deliveries past retention,
+    apply delivery receipts stranded by their race with the worker."""
     rt = _rt()
     with rt.sessions() as session:
         verifications = VerificationService(
@@ -89,9 +91,20 @@ def sweep() -> dict[str, int]:
         purged = purge_deliveries(
             session, rt.clock.now(), rt.settings.limits.webhook_retention_days
         )
+        fallbacks: list[str] = []  # a stranded undelivered receipt may start the next channel
+        with session.begin():
+            matched = match_stranded(session, rt.clock.now(), fallbacks.append)
     dispatcher = rt.dispatcher
     redriven = sum(dispatcher.enqueue(sid) for sid in stuck)
-    counts = {"expired": expired, "redriven": redriven, "lost": lost, "purged": purged}
+    for sid in fallbacks:
+        dispatcher.dispatch(sid)
+    counts = {
+        "expired": expired,
+        "redriven": redriven,
+        "lost": lost,
+        "purged": purged,
+        "receipts_matched": matched,
+    }
     log.info("sweep", extra=counts)
     return counts
 

@@ -362,6 +362,37 @@ def test_a_receipt_that_comes_before_the_send_is_recorded_is_applied(
     assert events(runtime, attempt["attempt_sid"]).count("message.delivered") == 1
 
 
+def test_the_sweep_applies_a_receipt_stranded_by_the_race_with_the_worker(
+    api, gateways, work, runtime, clock
+):
+    """A receipt whose handler missed the attempt, stored after the worker looked for early ones,
+    waits unmatched: the next sweep matches and applies it. A receipt for a message nobody sent
+    stays unmatched."""
+    gateways.add(api, "p1", 1)
+    sid = api.start().json["sid"]
+    work()
+    [attempt] = attempts_of(api, sid)
+    provider_sid = gateway_provider(api, "p1")
+    with runtime.sessions() as session, session.begin():
+        for message_id in (gateways["p1"].message_ids[0], "gw-nobody-sent-this"):
+            session.add(
+                DeliveryReceipt(
+                    account_sid=api.tenant.account_sid,
+                    provider_sid=provider_sid,
+                    provider_message_id=message_id,
+                    attempt_sid=None,
+                    status="delivered",
+                    applied=False,
+                    date_created=clock.now(),
+                )
+            )
+    assert jobs.sweep()["receipts_matched"] == 1
+    assert attempts_of(api, sid)[0]["status"] == "delivered"
+    assert events(runtime, attempt["attempt_sid"]).count("message.delivered") == 1
+    assert receipts(runtime) == [("delivered", True), ("delivered", False)]
+    assert jobs.sweep()["receipts_matched"] == 0
+
+
 def test_undelivered_receipt_fails_the_verification(api, gateways, work, runtime):
     """undelivered with a reason: the attempt says why, and with nothing else in flight it is failed."""
     gateways.add(api, "p1", 1)

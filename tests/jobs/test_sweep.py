@@ -125,7 +125,13 @@ def test_sweep_does_not_redrive_for_an_expired_verification(api, clock, runtime)
     api.start()
     lose_the_enqueue(runtime)
     clock.advance(601)
-    assert jobs.sweep() == {"expired": 1, "redriven": 0, "lost": 0, "purged": 0}
+    assert jobs.sweep() == {
+        "expired": 1,
+        "redriven": 0,
+        "lost": 0,
+        "purged": 0,
+        "receipts_matched": 0,
+    }
     assert runtime.queue.count == 0
 
 
@@ -141,6 +147,7 @@ def test_sweep_runs_as_a_queued_job(api, clock, runtime, work):
         "expired": 0,
         "redriven": 1,
         "lost": 0,
+        "receipts_matched": 0,
     }
     assert (
         api.get(f"{api.base}/Verifications/{sid}").json["send_code_attempts"][0]["status"] == "sent"

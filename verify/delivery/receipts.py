@@ -10,7 +10,7 @@ recorded the provider's message id is kept unmatched and applied when the worker
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -182,6 +182,35 @@ def apply_early_receipts(
     for receipt in sorted(early, key=lambda r: RANK[r.status]):
         receipt.attempt_sid = attempt.sid
         apply(session, attempt, receipt, now, dispatch)
+
+
+# How far back the sweep looks for stranded receipts: the race that strands one lasts milliseconds,
+# and the sweep runs every VERIFY_SWEEP_INTERVAL seconds.
+STRANDED_WINDOW = timedelta(minutes=10)
+
+
+def match_stranded(session: Session, now: datetime, dispatch: Dispatch, batch: int = 500) -> int:
+    """Apply receipts stored unmatched although an attempt now carries their message id; returns
+    how many. A receipt is stranded when its handler looked for the attempt just before the worker
+    recorded the message id, and was stored just after the worker looked for early receipts."""
+    rows = session.execute(
+        select(DeliveryReceipt, SendAttempt)
+        .join(
+            SendAttempt,
+            (SendAttempt.provider_sid == DeliveryReceipt.provider_sid)
+            & (SendAttempt.provider_message_id == DeliveryReceipt.provider_message_id),
+        )
+        .where(
+            DeliveryReceipt.attempt_sid.is_(None),
+            DeliveryReceipt.date_created >= now - STRANDED_WINDOW,
+        )
+        .order_by(DeliveryReceipt.id)
+        .limit(batch)
+    ).all()
+    for receipt, attempt in sorted(rows, key=lambda row: RANK[row[0].status]):
+        receipt.attempt_sid = attempt.sid
+        apply(session, attempt, receipt, now, dispatch)
+    return len(rows)
 
 
 def _cut(value: str | None) -> str | None:
