@@ -29,11 +29,8 @@ def attempt_sid(runtime, verification_sid: str) -> str:
         ).one()
 
 
-def test_a_common_send_is_three_autocommitted_statements(api, runtime):
-    """Read, claim, record the result with its event: three statements, none in a transaction
-    (once the worker's caches of routes and rules are warm)."""
-    assert jobs.deliver(attempt_sid(runtime, api.start(to="+14155550100").json["sid"])) == "sent"
-    sid = attempt_sid(runtime, api.start().json["sid"])
+def statements_of_delivery(runtime, sid: str) -> list[tuple[str, bool]]:
+    """Deliver ``sid`` (it must be sent); each statement's verb, and whether it ran autocommitted."""
     seen: list[tuple[str, bool]] = []
 
     def listen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -44,6 +41,15 @@ def test_a_common_send_is_three_autocommitted_statements(api, runtime):
         assert jobs.deliver(sid) == "sent"
     finally:
         event.remove(runtime.engine, "before_cursor_execute", listen)
+    return seen
+
+
+def test_a_common_send_is_three_autocommitted_statements(api, runtime):
+    """Read, claim, record the result with its event: three statements, none in a transaction
+    (once the worker's caches of routes and rules are warm)."""
+    assert jobs.deliver(attempt_sid(runtime, api.start(to="+14155550100").json["sid"])) == "sent"
+    sid = attempt_sid(runtime, api.start().json["sid"])
+    seen = statements_of_delivery(runtime, sid)
     assert seen == [("SELECT", True), ("UPDATE", True), ("WITH", True)]
 
 
@@ -53,16 +59,7 @@ def test_a_send_that_asks_for_receipts_looks_for_early_ones(api, gateways, runti
     gateways.add(api, "p1", 1)
     assert jobs.deliver(attempt_sid(runtime, api.start(to="+14155550100").json["sid"])) == "sent"
     sid = attempt_sid(runtime, api.start().json["sid"])
-    seen: list[tuple[str, bool]] = []
-
-    def listen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append((statement.split()[0], conn.connection.dbapi_connection.autocommit))
-
-    event.listen(runtime.engine, "before_cursor_execute", listen)
-    try:
-        assert jobs.deliver(sid) == "sent"
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", listen)
+    seen = statements_of_delivery(runtime, sid)
     assert seen == [("SELECT", True), ("UPDATE", True), ("WITH", True), ("SELECT", True)]
     assert gateways.calls("p1")[-1]["status_callback"].startswith(public_url)
 

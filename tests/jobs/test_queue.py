@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
@@ -66,8 +67,10 @@ def test_dispatched_job_runs_in_a_worker(api, work, runtime):
 
 
 def test_lua_literals_escape_every_byte_outside_letters_and_digits():
-    assert _lua_string("verify") == '"verify"'
-    assert _lua_string(60) == '"60"'
-    assert _lua_string("a'b\"c\\d\n") == '"a\\039b\\034c\\092d\\010"'
-    assert _lua_string("é") == '"\\195\\169"'
-    assert _lua_string(JobStatus.QUEUED) == '"queued"'
+    """Each field as redis-py encodes it (the script's fields are what a command would send)."""
+    encode = redis.Redis().get_encoder().encode
+    assert _lua_string(encode("verify")) == '"verify"'
+    assert _lua_string(encode(60)) == '"60"'
+    assert _lua_string(encode("a'b\"c\\d\n")) == '"a\\039b\\034c\\092d\\010"'
+    assert _lua_string(encode("é")) == '"\\195\\169"'
+    assert _lua_string(encode(JobStatus.QUEUED)) == '"queued"'

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -67,8 +68,10 @@ class _DeliveryJobs:
             failure_ttl=FAILURE_TTL,
         ).to_dict()
         varying = ("created_at", "enqueued_at", "description", "data")
+        # Each field as redis-py would send it in a command (its Encoder is untyped).
+        encode: Callable[[object], bytes] = queue.connection.get_encoder().encode
         fixed = "".join(
-            f", {_lua_string(name)}, {_lua_string(value)}"
+            f", {_lua_string(encode(name))}, {_lua_string(encode(value))}"
             for name, value in template.items()
             if name not in varying
         )
@@ -87,15 +90,8 @@ class _DeliveryJobs:
         )
 
 
-def _lua_string(value: object) -> str:
-    """A Lua literal for ``value`` encoded as redis-py encodes a command argument (str values as
-    themselves, also a str enum's), every byte outside [A-Za-z0-9] escaped."""
-    if isinstance(value, bytes):
-        raw = value
-    elif isinstance(value, str):
-        raw = value.encode()
-    else:
-        raw = (repr(value) if isinstance(value, float) else str(value)).encode()
+def _lua_string(raw: bytes) -> str:
+    """A Lua literal for ``raw``: every byte outside [A-Za-z0-9] escaped."""
     return (
         '"' + "".join(chr(b) if b < 128 and chr(b).isalnum() else f"\\{b:03d}" for b in raw) + '"'
     )

@@ -155,33 +155,23 @@ def apply(
     return True
 
 
-# Whether receipts wait for a provider's message id: posted before the send that got it was
-# recorded (the lane looks before it opens a transaction for them).
-EARLY_RECEIPT = (
-    select(DeliveryReceipt.id)
-    .where(
-        DeliveryReceipt.provider_sid == bindparam("p_provider_sid"),
-        DeliveryReceipt.provider_message_id == bindparam("p_message_id"),
-        DeliveryReceipt.attempt_sid.is_(None),
-    )
-    .limit(1)
+# Receipts stored before the send with their provider's message id was recorded.
+_EARLY = (
+    DeliveryReceipt.provider_sid == bindparam("p_provider_sid"),
+    DeliveryReceipt.provider_message_id == bindparam("p_message_id"),
+    DeliveryReceipt.attempt_sid.is_(None),
 )
+# Whether any wait (the lane looks before it opens a transaction for them).
+EARLY_RECEIPT = select(DeliveryReceipt.id).where(*_EARLY).limit(1)
 
 
 def apply_early_receipts(
     session: Session, attempt: SendAttempt, now: datetime, dispatch: Dispatch
 ) -> None:
     """Receipts that arrived before the worker recorded the provider's message id."""
-    early = session.scalars(
-        select(DeliveryReceipt).where(
-            DeliveryReceipt.provider_sid == attempt.provider_sid,
-            DeliveryReceipt.provider_message_id == attempt.provider_message_id,
-            DeliveryReceipt.attempt_sid.is_(None),
-        )
-    ).all()
-    for receipt in sorted(early, key=lambda r: RANK[r.status]):
-        receipt.attempt_sid = attempt.sid
-        apply(session, attempt, receipt, now, dispatch)
+    params = {"p_provider_sid": attempt.provider_sid, "p_message_id": attempt.provider_message_id}
+    early = session.scalars(select(DeliveryReceipt).where(*_EARLY), params).all()
+    _apply_matched(session, [(receipt, attempt) for receipt in early], now, dispatch)
 
 
 # How far back the sweep looks for stranded receipts: the race that strands one lasts milliseconds,
@@ -207,10 +197,20 @@ def match_stranded(session: Session, now: datetime, dispatch: Dispatch, batch: i
         .order_by(DeliveryReceipt.id)
         .limit(batch)
     ).all()
-    for receipt, attempt in sorted(rows, key=lambda row: RANK[row[0].status]):
+    _apply_matched(session, [(receipt, attempt) for receipt, attempt in rows], now, dispatch)
+    return len(rows)
+
+
+def _apply_matched(
+    session: Session,
+    matched: list[tuple[DeliveryReceipt, SendAttempt]],
+    now: datetime,
+    dispatch: Dispatch,
+) -> None:
+    """Receipts stored unmatched, now matched to their attempts: applied in status order."""
+    for receipt, attempt in sorted(matched, key=lambda pair: RANK[pair[0].status]):
         receipt.attempt_sid = attempt.sid
         apply(session, attempt, receipt, now, dispatch)
-    return len(rows)
 
 
 def _cut(value: str | None) -> str | None:
