@@ -72,6 +72,24 @@ def test_list_update_delete(api):
     assert api.get(f"/v2/Providers/{high['sid']}").status_code == 404
 
 
+def test_whatsapp_templates_per_language_round_trip(api):
+    """A Content API template per language is config: stored, shown back, and checked by key."""
+    templates = {"es": "HX" + "e" * 32, "pt": "HX" + "b" * 32}
+    config = {
+        "account_sid": "AC" + "a" * 32,
+        "from": "+14155550100",
+        "whatsapp_content_sid": "HX" + "1" * 32,
+        "whatsapp_content_sids": templates,
+    }
+    r = create(api, Channels="whatsapp", Config=json.dumps(config))
+    assert r.status_code == 201, r.json
+    assert api.get(f"/v2/Providers/{r.json['sid']}").json["config"] == config
+    bad = {**config, "whatsapp_content_sids": {"klingon": "HX" + "e" * 32}}
+    r = create(api, Channels="whatsapp", Config=json.dumps(bad))
+    assert (r.status_code, r.json["code"]) == (400, 60200)
+    assert "Config.whatsapp_content_sids" in r.json["message"]
+
+
 def test_credentials_are_replaced_and_sealed_to_the_provider(api, runtime):
     """New credentials replace the old ones; a box copied to another provider does not open."""
     one = create(api, FriendlyName="One").json

@@ -66,6 +66,47 @@ def test_every_type_is_registered_with_its_channels():
         ),
         (
             "twilio",
+            {"account_sid": SID, "whatsapp_content_sid": "HX123"},
+            {"auth_token": "t"},
+            [("config.whatsapp_content_sid", "must be a HX sid (HX and 32 hex digits)")],
+        ),
+        (
+            "twilio",
+            {"account_sid": SID, "whatsapp_content_sids": "HX" + "1" * 32},
+            {"auth_token": "t"},
+            [
+                (
+                    "config.whatsapp_content_sids",
+                    "must be an object from a language (en, es, fr, de, pt, it, nl, ar, he) "
+                    "to a HX sid",
+                )
+            ],
+        ),
+        (
+            "twilio",
+            {"account_sid": SID, "whatsapp_content_sids": {"pt_BR": "HX" + "1" * 32}},
+            {"auth_token": "t"},
+            [
+                (
+                    "config.whatsapp_content_sids",
+                    "has a key that is not a language Verify renders "
+                    "(en, es, fr, de, pt, it, nl, ar, he)",
+                )
+            ],
+        ),
+        (
+            "twilio",
+            {"account_sid": SID, "whatsapp_content_sids": {"es": "MG" + "1" * 32}},
+            {"auth_token": "t"},
+            [
+                (
+                    "config.whatsapp_content_sids",
+                    "must map each language to a HX sid (HX and 32 hex digits)",
+                )
+            ],
+        ),
+        (
+            "twilio",
             {"account_sid": SID, "colour": "red"},
             {"auth_token": "t"},
             [("config.colour", "is not a setting of the twilio provider")],

@@ -60,6 +60,57 @@ def test_whatsapp_goes_through_messages_with_prefixed_addresses(twilio_peer):
     assert "*123456*" in sent.form["Body"]
 
 
+TEMPLATE = "HX" + "a" * 32
+TEMPLATE_ES = "HX" + "e" * 32
+
+
+def test_whatsapp_with_an_authentication_template_sends_the_code_as_its_variable(twilio_peer):
+    """With a Content API template the words are WhatsApp's: ContentSid and the code as {{1}}, no
+    Body (a free-form Body outside the 24-hour window is refused with 63016)."""
+    adapter = provider(twilio_peer, whatsapp_from="+14155238886", whatsapp_content_sid=TEMPLATE)
+    result = adapter.send(message("whatsapp", status_callback="https://verify.example/cb"))
+    assert result.outcome is Outcome.ACCEPTED
+    [sent] = twilio_peer.sends("Messages")
+    assert sent.form == {
+        "To": f"whatsapp:{TO}",
+        "From": "whatsapp:+14155238886",
+        "ContentSid": TEMPLATE,
+        "ContentVariables": '{"1": "123456"}',
+        "StatusCallback": "https://verify.example/cb",
+    }
+
+
+@pytest.mark.parametrize(
+    ("templates", "locale", "expected"),
+    [
+        (
+            {"whatsapp_content_sid": TEMPLATE, "whatsapp_content_sids": {"es": TEMPLATE_ES}},
+            "es",
+            TEMPLATE_ES,
+        ),
+        (
+            {"whatsapp_content_sid": TEMPLATE, "whatsapp_content_sids": {"es": TEMPLATE_ES}},
+            "es-MX",
+            TEMPLATE_ES,
+        ),
+        (
+            {"whatsapp_content_sid": TEMPLATE, "whatsapp_content_sids": {"es": TEMPLATE_ES}},
+            "fr",
+            TEMPLATE,
+        ),
+        ({"whatsapp_content_sids": {"es": TEMPLATE_ES}}, "fr", None),
+    ],
+)
+def test_whatsapp_template_follows_the_message_language(twilio_peer, templates, locale, expected):
+    """The template approved in the message's language, else the default one, else a plain Body."""
+    provider(twilio_peer, whatsapp_from="+14155238886", **templates).send(
+        message("whatsapp", locale=locale)
+    )
+    [sent] = twilio_peer.sends("Messages")
+    assert sent.form.get("ContentSid") == expected
+    assert ("Body" in sent.form) is (expected is None)
+
+
 def test_call_sends_inline_twiml_reading_each_digit_with_pauses(twilio_peer):
     """Calls.json with Twiml: one <Say> per segment in the locale's language, a <Pause> after each."""
     result = provider(twilio_peer, voice="Polly.Lucia").send(message("call", "es"))

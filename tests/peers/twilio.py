@@ -4,6 +4,7 @@ and status callbacks signed with ``X-Twilio-Signature``."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 
@@ -37,7 +38,14 @@ class TwilioPeer(HttpPeer):
             return _error(401, 20003, "Authenticate")
         form = request.form
         if match["kind"] == "Messages":
-            missing = _missing(form, "To", "Body") or (
+            if form.get("ContentSid") and not _variables(form.get("ContentVariables")):
+                return _error(400, 21656, "The ContentVariables Parameter is invalid")
+            missing = _missing(form, "To") or (
+                None if form.get("Body") or form.get("ContentSid") else "Body"
+            )
+            if missing == "Body":
+                return _error(400, 21602, "Message body is required")
+            missing = missing or (
                 None if form.get("From") or form.get("MessagingServiceSid") else "From"
             )
         else:
@@ -151,6 +159,15 @@ def receipt_params(
     if error_code:
         params["ErrorCode"] = error_code
     return params
+
+
+def _variables(raw: str | None) -> bool:
+    """ContentVariables as Twilio takes them: a JSON object of strings."""
+    try:
+        value = json.loads(raw or "")
+    except ValueError:
+        return False
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
 
 
 def _missing(form: dict[str, str], *names: str) -> str | None:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from verify.delivery import templates
 from verify.delivery.console import DevOutbox, stdout
 from verify.delivery.providers import twilio as twilio_adapter
 from verify.delivery.providers import vonage as vonage_adapter
@@ -32,7 +33,9 @@ ALL_CHANNELS = frozenset({"sms", "whatsapp", "call", "email"})
 @dataclass(frozen=True)
 class Field:
     name: str
-    kind: str  # str | int | float | bool | url | email | phone | choice | whsec | sid:<prefix>
+    # str | int | float | bool | url | email | phone | choice | whsec | sid:<prefix> |
+    # sids_by_language:<prefix> (an object: a language Verify renders -> a sid)
+    kind: str
     required: bool = False
     default: Any = None
     choices: tuple[str, ...] = ()
@@ -90,6 +93,16 @@ PROVIDER_TYPES: dict[str, ProviderSpec] = {
             Field("whatsapp_from", "phone"),
             Field("voice_from", "phone"),
             Field("voice", "str", description="TTS voice, e.g. Polly.Joanna"),
+            Field(
+                "whatsapp_content_sid",
+                "sid:HX",
+                description="approved WhatsApp authentication template (Content API) for the code",
+            ),
+            Field(
+                "whatsapp_content_sids",
+                "sids_by_language:HX",
+                description='templates per language, e.g. {"es": "HX…"}; others use the one above',
+            ),
             Field("base_url", "url", default=twilio_adapter.DEFAULT_BASE_URL),
             TIMEOUT,
         ),
@@ -202,6 +215,8 @@ def _check(f: Field, value: Any) -> str | None:
     if kind == "float":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 60
         return None if ok else "must be a number of seconds above 0, at most 60"
+    if kind.startswith("sids_by_language:"):
+        return _check_sids_by_language(kind.partition(":")[2], value)
     if not isinstance(value, str):
         return "must be a string"
     if kind == "choice" and value not in f.choices:
@@ -216,20 +231,34 @@ def _check(f: Field, value: Any) -> str | None:
         value.startswith("+") and value[1:].isdigit() and 8 <= len(value) <= 16
     ):
         return "must be an E.164 number (+ and 7-15 digits)"
-    if kind.startswith("sid:"):
-        prefix = kind[4:]
-        body = value[2:]
-        if not (
-            value.startswith(prefix)
-            and len(body) == 32
-            and all(c in "0123456789abcdef" for c in body.lower())
-        ):
-            return f"must be a {prefix} sid ({prefix} and 32 hex digits)"
+    if kind.startswith("sid:") and not _is_sid(kind[4:], value):
+        return f"must be a {kind[4:]} sid ({kind[4:]} and 32 hex digits)"
     if kind == "whsec":
         try:
             secret_key(value)
         except ValueError as exc:
             return str(exc)
+    return None
+
+
+def _is_sid(prefix: str, value: str) -> bool:
+    body = value[len(prefix) :]
+    return (
+        value.startswith(prefix)
+        and len(body) == 32
+        and all(c in "0123456789abcdef" for c in body.lower())
+    )
+
+
+def _check_sids_by_language(prefix: str, value: Any) -> str | None:
+    languages = ", ".join(templates.LOCALES)
+    if not isinstance(value, Mapping) or not value:
+        return f"must be an object from a language ({languages}) to a {prefix} sid"
+    for language, sid in value.items():
+        if language not in templates.LOCALES:
+            return f"has a key that is not a language Verify renders ({languages})"
+        if not isinstance(sid, str) or not _is_sid(prefix, sid):
+            return f"must map each language to a {prefix} sid ({prefix} and 32 hex digits)"
     return None
 
 
@@ -290,6 +319,8 @@ def _twilio(
         whatsapp_from=s["whatsapp_from"],
         voice_from=s["voice_from"],
         voice=s["voice"],
+        whatsapp_content_sid=s["whatsapp_content_sid"],
+        whatsapp_content_sids=s["whatsapp_content_sids"],
         base_url=s["base_url"],
         timeout=timeout,
         transport=t,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -115,6 +116,8 @@ class TwilioProvider:
         whatsapp_from: str | None = None,
         voice_from: str | None = None,
         voice: str | None = None,
+        whatsapp_content_sid: str | None = None,
+        whatsapp_content_sids: Mapping[str, str] | None = None,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
@@ -126,6 +129,8 @@ class TwilioProvider:
         self._whatsapp_from = whatsapp_from or from_number
         self._voice_from = voice_from or from_number
         self._voice = voice
+        self._content_sid = whatsapp_content_sid
+        self._content_sids = dict(whatsapp_content_sids or {})
         self._base = base_url.rstrip("/")
         self._timeout = timeout
         self._transport = transport
@@ -153,11 +158,15 @@ class TwilioProvider:
         if message.channel == "whatsapp":
             if not self._whatsapp_from:
                 return _misconfigured("no WhatsApp sender")
-            form = {
-                "To": _whatsapp(message.to),
-                "From": _whatsapp(self._whatsapp_from),
-                "Body": message.text,
-            }
+            form = {"To": _whatsapp(message.to), "From": _whatsapp(self._whatsapp_from)}
+            content_sid = self._content_sids.get(message.locale, self._content_sid)
+            if content_sid:
+                # An authentication template: WhatsApp sets its words (in the template's language)
+                # and the copy-code button; its one variable is the code.
+                form["ContentSid"] = content_sid
+                form["ContentVariables"] = json.dumps({"1": message.code})
+            else:
+                form["Body"] = message.text  # a session message: only inside the 24-hour window
             return self._post("Messages.json", form, message)
         if message.channel == "call":
             if not self._voice_from:
