@@ -62,7 +62,10 @@ class Limits:
     webhook_backoff_cap: int = 3_600
     webhook_concurrency: int = 4
     webhook_timeout: int = 5
-    webhook_retention_days: int = 30  # ended deliveries and their attempt logs; 0 keeps them
+    # Retention (verify/retention.py), in days; 0 keeps everything of that kind.
+    webhook_retention_days: int = 30  # ended deliveries and their attempt logs
+    event_retention_days: int = 90  # published outbox events no delivery refers to
+    verification_retention_days: int = 90  # ended verifications with their attempts and checks
     # Abuse controls (docs/abuse.md): every send of every account, per minute.
     global_sends_per_minute: int = 60_000
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import logging
 
-from verify import abuse, metrics
+from verify import abuse, metrics, retention
 from verify.delivery.attempts import stuck_attempts
 from verify.delivery.pipeline import Delivery
 from verify.delivery.receipts import match_stranded
 from verify.domain.verifications import VerificationService
 from verify.events.relay import Relay, WebhookQueue
-from verify.events.retention import purge_deliveries
 from verify.events.sender import WebhookSender
 from verify.events.ssrf import parse_networks
 from verify.runtime import Runtime
@@ -72,8 +71,8 @@ def release_timers() -> int:
 
 def sweep() -> dict[str, int]:
     """The periodic cold-path job: expire due verifications, redrive attempts whose enqueue was
-    lost, recover attempts a crashed worker left sending, purge webhook deliveries past retention,
-    apply delivery receipts stranded by their race with the worker."""
+    lost, recover attempts a crashed worker left sending, purge what is past retention
+    (verify/retention.py), apply delivery receipts stranded by their race with the worker."""
     rt = _rt()
     with rt.sessions() as session:
         verifications = VerificationService(
@@ -88,9 +87,7 @@ def sweep() -> dict[str, int]:
         stuck = stuck_attempts(session, rt.clock.now(), rt.settings.limits.redrive_after)
         # Attempts a crashed worker left `sending`: failed with worker_lost, never sent twice.
         lost = delivery().sender(session).recover_lost()
-        purged = purge_deliveries(
-            session, rt.clock.now(), rt.settings.limits.webhook_retention_days
-        )
+        purged = retention.purge(session, rt.clock.now(), rt.settings.limits)
         fallbacks: list[str] = []  # a stranded undelivered receipt may start the next channel
         with session.begin():
             matched = match_stranded(session, rt.clock.now(), fallbacks.append)
@@ -102,7 +99,10 @@ def sweep() -> dict[str, int]:
         "expired": expired,
         "redriven": redriven,
         "lost": lost,
-        "purged": purged,
+        "purged": purged.deliveries,
+        "purged_events": purged.events,
+        "purged_verifications": purged.verifications,
+        "purged_receipts": purged.receipts,
         "receipts_matched": matched,
     }
     log.info("sweep", extra=counts)

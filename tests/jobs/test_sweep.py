@@ -130,6 +130,9 @@ def test_sweep_does_not_redrive_for_an_expired_verification(api, clock, runtime)
         "redriven": 0,
         "lost": 0,
         "purged": 0,
+        "purged_events": 0,
+        "purged_verifications": 0,
+        "purged_receipts": 0,
         "receipts_matched": 0,
     }
     assert runtime.queue.count == 0
@@ -144,6 +147,9 @@ def test_sweep_runs_as_a_queued_job(api, clock, runtime, work):
     work()  # the burst also runs the job the sweep enqueued
     assert Job.fetch(sweep.id, connection=runtime.redis).return_value() == {
         "purged": 0,
+        "purged_events": 0,
+        "purged_verifications": 0,
+        "purged_receipts": 0,
         "expired": 0,
         "redriven": 1,
         "lost": 0,

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from verify import jobs
 from verify.domain import sids
 from verify.events.relay import DELIVERY_PREFIX
-from verify.events.retention import purge_deliveries
 from verify.models.webhooks import WebhookAttempt, WebhookDelivery
+from verify.retention import purge_deliveries
 
 DAY = 86_400
 

@@ -1,0 +1,137 @@
+"""Retention (cold path, run by the sweep): what is deleted once nobody can need it, so that the
+database does not grow forever and holds people's numbers and addresses no longer than it must.
+
+- Webhook deliveries that ended (succeeded, or dead and not replayed), with their attempt logs,
+  once unchanged for ``VERIFY_WEBHOOK_RETENTION_DAYS``. Deliveries that may still be sent are kept.
+- Outbox events published more than ``VERIFY_EVENT_RETENTION_DAYS`` ago that no webhook delivery
+  refers to any more (a delivery builds its body from its event, and a dead one can be replayed).
+- Verifications that ended and expired more than ``VERIFY_VERIFICATION_RETENTION_DAYS`` ago, with
+  everything that hangs off them (send attempts and their delivery receipts, check attempts, fraud
+  decisions: the foreign keys cascade), and delivery receipts that never matched an attempt.
+
+Each purge deletes at most ``batch`` rows of its kind per pass, so a large backlog is worked off over
+several sweeps instead of in one long transaction; 0 days keeps everything of that kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from verify.config import Limits
+from verify.domain.lifecycle_store import APPROVED, CANCELED, EXPIRED, FAILED, MAX_ATTEMPTS
+from verify.models import Event, Verification
+from verify.models.delivery import DeliveryReceipt
+from verify.models.webhooks import WebhookAttempt, WebhookDelivery
+
+ENDED_DELIVERIES = ("succeeded", "dead")
+ENDED_VERIFICATIONS = (APPROVED, CANCELED, EXPIRED, MAX_ATTEMPTS, FAILED)
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Purged:
+    deliveries: int = 0
+    events: int = 0
+    verifications: int = 0
+    receipts: int = 0
+
+
+def purge(session: Session, now: datetime, limits: Limits, batch: int = BATCH) -> Purged:
+    """One pass of every purge, each in its own transaction."""
+    return Purged(
+        deliveries=purge_deliveries(session, now, limits.webhook_retention_days, batch),
+        events=purge_events(session, now, limits.event_retention_days, batch),
+        verifications=purge_verifications(session, now, limits.verification_retention_days, batch),
+        receipts=purge_stray_receipts(session, now, limits.verification_retention_days, batch),
+    )
+
+
+def purge_deliveries(session: Session, now: datetime, days: int, batch: int = BATCH) -> int:
+    """Delete up to ``batch`` ended deliveries older than ``days``; returns how many."""
+    if days <= 0:
+        return 0
+    with session.begin():
+        sids = list(
+            session.scalars(
+                select(WebhookDelivery.sid)
+                .where(
+                    WebhookDelivery.status.in_(ENDED_DELIVERIES),
+                    WebhookDelivery.date_updated < now - timedelta(days=days),
+                )
+                .order_by(WebhookDelivery.date_updated)
+                .limit(batch)
+            )
+        )
+        if sids:
+            session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_sid.in_(sids)))
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.sid.in_(sids)))
+    return len(sids)
+
+
+def purge_events(session: Session, now: datetime, days: int, batch: int = BATCH) -> int:
+    """Delete up to ``batch`` events published more than ``days`` ago and no longer referred to by
+    a webhook delivery; returns how many. Unpublished events wait for the relay, whatever their age."""
+    if days <= 0:
+        return 0
+    with session.begin():
+        ids = list(
+            session.scalars(
+                select(Event.id)
+                .where(
+                    Event.published_at < now - timedelta(days=days),
+                    ~exists().where(WebhookDelivery.event_sid == Event.sid),
+                )
+                .order_by(Event.published_at)
+                .limit(batch)
+            )
+        )
+        if ids:
+            session.execute(delete(Event).where(Event.id.in_(ids)))
+    return len(ids)
+
+
+def purge_verifications(session: Session, now: datetime, days: int, batch: int = BATCH) -> int:
+    """Delete up to ``batch`` verifications that are no longer pending and expired more than
+    ``days`` ago, with their attempts, receipts, checks and fraud decisions; returns how many."""
+    if days <= 0:
+        return 0
+    with session.begin():
+        sids = list(
+            session.scalars(
+                # (status, expires_at) is indexed for the expiry sweep; this reads the same index.
+                select(Verification.sid)
+                .where(
+                    Verification.status.in_(ENDED_VERIFICATIONS),
+                    Verification.expires_at < now - timedelta(days=days),
+                )
+                .limit(batch)
+            )
+        )
+        if sids:
+            session.execute(delete(Verification).where(Verification.sid.in_(sids)))
+    return len(sids)
+
+
+def purge_stray_receipts(session: Session, now: datetime, days: int, batch: int = BATCH) -> int:
+    """Delete up to ``batch`` delivery receipts older than ``days`` that never matched an attempt
+    (receipts of attempts go with their verification); returns how many."""
+    if days <= 0:
+        return 0
+    with session.begin():
+        ids = list(
+            session.scalars(
+                select(DeliveryReceipt.id)
+                .where(
+                    DeliveryReceipt.attempt_sid.is_(None),
+                    DeliveryReceipt.date_created < now - timedelta(days=days),
+                )
+                .limit(batch)
+            )
+        )
+        if ids:
+            session.execute(delete(DeliveryReceipt).where(DeliveryReceipt.id.in_(ids)))
+    return len(ids)
