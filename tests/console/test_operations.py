@@ -70,13 +70,14 @@ def test_providers_with_circuit_and_results(
 
     breakers = CircuitBreakers(runtime.redis, Policy(failures=2))
     now = runtime.clock.now().timestamp()
-    breakers.record("console", False, now)
-    breakers.record("console", False, now)
+    breakers.record("console:FR", False, now)
+    breakers.record("console:FR", False, now)
     html = console.html("/console/providers")
     assert '<span class="badge open">open</span>' in html
+    assert "open for FR" in html
     response = console.post("/console/providers/console/reset-circuit")
     assert response.status_code == 302
-    assert breakers.state("console") == {}
+    assert breakers.states("console") == {}
     assert "The circuit of console is closed" in console.html("/console/providers")
     assert console.post("/console/providers/PN" + "0" * 32 + "/reset-circuit").status_code == 404
 

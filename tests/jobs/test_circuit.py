@@ -78,3 +78,25 @@ def test_another_workers_open_breaker_is_seen_within_fresh_seconds(breakers, run
         other.record("PV1", False, T0)
     assert breakers.admit("PV1", T0 + 0.5).decision is Decision.CLOSED  # still its fresh view
     assert breakers.admit("PV1", T0 + 1.5).decision is Decision.OPEN
+
+
+def test_operators_see_and_close_every_country_of_a_provider(breakers):
+    """A provider's breakers are listed by name, only those with a history; a reset closes them
+    all, another provider's untouched."""
+    for _ in range(3):
+        breakers.record("PV1:FR", False, T0)
+    breakers.record("PV1:US", True, T0)
+    breakers.record("PV2:FR", False, T0)
+    states = breakers.states("PV1")
+    assert sorted(states) == ["PV1:FR", "PV1:US"]
+    assert (states["PV1:FR"]["state"], states["PV1:US"].get("state", "closed")) == (
+        "open",
+        "closed",
+    )
+    assert breakers.admit("PV1:FR", T0 + 1).decision is Decision.OPEN
+    assert breakers.admit("PV1:US", T0 + 1).decision is Decision.CLOSED
+
+    breakers.reset("PV1")
+    assert breakers.states("PV1") == {}
+    assert breakers.admit("PV1:FR", T0 + 2).decision is Decision.CLOSED
+    assert list(breakers.states("PV2")) == ["PV2:FR"]

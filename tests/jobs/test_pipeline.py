@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import ApiClient, code_in, make_tenant
-from tests.jobs.conftest import Gateways
+from tests.jobs.conftest import MODES, Gateways
 from verify import jobs
 from verify.delivery.queue import TIMERS
 from verify.delivery.sender import SendService
@@ -230,6 +230,43 @@ def test_circuit_opens_skips_probes_and_closes(api, gateways, work, runtime, clo
         [attempt] = attempts_of(api, sid)
         assert attempt["provider_sid"] == gateway_provider(api, "p1")
     assert len(gateways.calls("p1")) == 7
+
+
+# Unrelated French mobiles.
+FRENCH = [
+    "+33612873405",
+    "+33698120457",
+    "+33645290318",
+    "+33677304912",
+    "+33630958846",
+    "+33751862039",
+]
+
+
+def test_an_outage_in_one_country_rests_the_provider_for_that_country_only(
+    api, gateways, work, runtime
+):
+    """p1 cannot reach French numbers: after 5 failures its French circuit opens and French
+    messages go straight to p2, while American ones still go to p1."""
+    p1 = gateways.add(api, "p1", 1)
+    p2 = gateways.add(api, "p2", 2)
+    for to in FRENCH:
+        gateways["p1"].behave(MODES["unavailable"], to=to)
+    for to in FRENCH[:5]:
+        sid = api.start(to=to).json["sid"]
+        work()
+        assert [a["provider_sid"] for a in attempts_of(api, sid)] == [p1, p2]
+
+    sid = api.start(to=FRENCH[5]).json["sid"]
+    work()
+    assert [a["provider_sid"] for a in attempts_of(api, sid)] == [p2]  # no call to p1
+    assert len(gateways.calls("p1")) == 5
+    sid = api.start(to=DISTINCT[0]).json["sid"]
+    work()
+    assert [(a["provider_sid"], a["status"]) for a in attempts_of(api, sid)] == [(p1, "sent")]
+    breakers = jobs.delivery().breakers
+    assert breakers.state(f"{p1}:FR")["state"] == "open"
+    assert breakers.state(f"{p1}:US").get("state", "closed") == "closed"
 
 
 def gateway_provider(api: ApiClient, name: str) -> str:

@@ -1,4 +1,4 @@
-"""Circuit breakers per provider, shared by every worker through Redis.
+"""Circuit breakers per provider and destination country, shared by every worker through Redis.
 
 closed ──N consecutive failures, or a failure rate over a window──▶ open
 open ──cool-down passed: one worker gets the probe──▶ half_open
@@ -22,6 +22,8 @@ from typing import Any
 import redis
 
 KEY = "verify:circuit:{}"
+# Per provider: the names of its breakers (``<provider>``, or ``<provider>:<country>``), for operators.
+INDEX = "verify:circuits:{}"
 
 # KEYS[1] the breaker; ARGV: now, cool-down, probe lease (seconds).
 # Returns {decision, retry_in}: decision is "closed" (send), "probe" (send: this worker's probe) or
@@ -43,14 +45,16 @@ redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', tostring(now + 
 return {'probe', '0'}
 """
 
-# KEYS[1] the breaker; ARGV: ok (1/0), now, failures, rate %, min volume, window, ttl.
-# Returns the state after recording.
+# KEYS[1] the breaker, KEYS[2] its provider's index; ARGV: ok (1/0), now, failures, rate %, min
+# volume, window, ttl, the breaker's name. Returns the state after recording.
 _RECORD = """
 local key = KEYS[1]
 local ok = ARGV[1] == '1'
 local now = tonumber(ARGV[2])
 local state = redis.call('HGET', key, 'state') or 'closed'
 redis.call('EXPIRE', key, tonumber(ARGV[7]))
+redis.call('SADD', KEYS[2], ARGV[8])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
 if state == 'half_open' or state == 'open' then
   if ok then
     redis.call('DEL', key)
@@ -110,7 +114,8 @@ class Admission:
 
 
 class CircuitBreakers:
-    """The breakers of every provider; ``provider`` is the provider's sid (or "console")."""
+    """The breakers of every provider. A breaker is named by ``Route.circuit``: the provider's sid
+    (or "console"), with ``:<country>`` for messages to a destination country."""
 
     def __init__(self, client: redis.Redis, policy: Policy) -> None:
         self._redis = client
@@ -120,40 +125,64 @@ class CircuitBreakers:
         # provider -> when this process last learnt the breaker was closed (the caller's clock).
         self._closed_at: dict[str, float] = {}
 
-    def admit(self, provider: str, now: float) -> Admission:
+    def admit(self, name: str, now: float) -> Admission:
         p = self._policy
-        seen = self._closed_at.get(provider)
+        seen = self._closed_at.get(name)
         if seen is not None and seen <= now < seen + p.fresh:
             return Admission(Decision.CLOSED)
         decision, retry_in = self._allow(
-            keys=[KEY.format(provider)], args=[repr(now), p.cooldown, p.probe_lease]
+            keys=[KEY.format(name)], args=[repr(now), p.cooldown, p.probe_lease]
         )
         admission = Admission(Decision(_text(decision)), float(_text(retry_in)))
-        self._learn(provider, admission.decision, now)
+        self._learn(name, admission.decision, now)
         return admission
 
-    def record(self, provider: str, ok: bool, now: float) -> str:
+    def record(self, name: str, ok: bool, now: float) -> str:
         p = self._policy
         ttl = max(p.window, p.cooldown) * 10
         args = [1 if ok else 0, repr(now), p.failures, p.failure_rate, p.min_volume, p.window, ttl]
-        state = _text(self._record(keys=[KEY.format(provider)], args=args))
-        self._learn(provider, state, now)
+        keys = [KEY.format(name), INDEX.format(_provider(name))]
+        state = _text(self._record(keys=keys, args=[*args, name]))
+        self._learn(name, state, now)
         return state
 
-    def _learn(self, provider: str, state: str, now: float) -> None:
+    def _learn(self, name: str, state: str, now: float) -> None:
         if state == Decision.CLOSED:
-            self._closed_at[provider] = now
+            self._closed_at[name] = now
         else:
-            self._closed_at.pop(provider, None)
+            self._closed_at.pop(name, None)
 
-    def state(self, provider: str) -> dict[str, str]:
-        """The raw state, for operators (``{}`` = closed with no history)."""
-        raw: dict[Any, Any] = self._redis.hgetall(KEY.format(provider))
+    def state(self, name: str) -> dict[str, str]:
+        """One breaker's raw state (``{}`` = closed with no history)."""
+        raw: dict[Any, Any] = self._redis.hgetall(KEY.format(name))
         return {_text(k): _text(v) for k, v in raw.items()}
 
+    def states(self, provider: str) -> dict[str, dict[str, str]]:
+        """Every breaker of ``provider`` that has a history, by name, for operators."""
+        names = self._names(provider)
+        pipe = self._redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(KEY.format(name))
+        raw = pipe.execute()
+        states = {
+            n: {_text(k): _text(v) for k, v in r.items()} for n, r in zip(names, raw, strict=True)
+        }
+        return {n: state for n, state in states.items() if state}
+
     def reset(self, provider: str) -> None:
-        self._closed_at.pop(provider, None)
-        self._redis.delete(KEY.format(provider))
+        """Close every breaker of ``provider`` (all its destination countries)."""
+        names = self._names(provider)
+        for name in names:
+            self._closed_at.pop(name, None)
+        self._redis.delete(*(KEY.format(n) for n in names), INDEX.format(provider))
+
+    def _names(self, provider: str) -> list[str]:
+        indexed = self._redis.smembers(INDEX.format(provider))
+        return sorted({provider, *map(_text, indexed)})
+
+
+def _provider(name: str) -> str:
+    return name.partition(":")[0]
 
 
 def _text(value: Any) -> str:

@@ -114,7 +114,7 @@ class LaneSender(SendService):
         routes = self._router.route(row.account_sid, row.channel, row.country)
         self._end_reads()
         ts = now.timestamp()
-        chosen = next((r for r in routes if self._breakers.admit(r.key, ts).allowed), None)
+        chosen = next((r for r in routes if self._breakers.admit(r.circuit, ts).allowed), None)
         if chosen is None:
             return None  # no route, or every provider resting
         claim = lane.execute(

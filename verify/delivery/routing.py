@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -33,14 +33,21 @@ class Route:
     config: dict[str, Any]
     sealed_credentials: bytes
     date_updated: object = None  # versions a cached adapter
+    country: str | None = None  # the destination country it was chosen for (None: email)
 
     @property
     def key(self) -> str:
-        """The provider's identity for circuit breakers and exclusion."""
+        """The provider's identity: adapters, failover's exclusion, the console."""
         return self.sid or CONSOLE
 
+    @property
+    def circuit(self) -> str:
+        """Its circuit breaker: one per provider and destination country, so that an outage of
+        one country's carriers rests the provider for that country only."""
+        return f"{self.key}:{self.country}" if self.country else self.key
 
-def route_of(provider: Provider) -> Route:
+
+def route_of(provider: Provider, country: str | None = None) -> Route:
     return Route(
         provider.sid,
         provider.type,
@@ -48,6 +55,7 @@ def route_of(provider: Provider) -> Route:
         dict(provider.config),
         provider.sealed_credentials,
         provider.date_updated,
+        country,
     )
 
 
@@ -113,11 +121,8 @@ class Router:
             .where(Provider.account_sid == account_sid, Provider.enabled.is_(True))
             .order_by(Provider.priority, Provider.date_created, Provider.sid)
         )
-        out = [
-            route_of(p)
-            for p in providers
-            if serves(p, channel, country if channel != "email" else None)
-        ]
+        scope = country if channel != "email" else None
+        out = [route_of(p, scope) for p in providers if serves(p, channel, scope)]
         if not out and self._builtin_console:
-            return [BUILTIN_CONSOLE]
+            return [replace(BUILTIN_CONSOLE, country=scope)]
         return out

@@ -180,7 +180,7 @@ class SendService:
         ts = now.timestamp()
         chosen, wait = None, None
         for route in candidates:
-            admission = self._breakers.admit(route.key, ts)
+            admission = self._breakers.admit(route.circuit, ts)
             if admission.allowed:
                 chosen = route
                 break
@@ -286,7 +286,7 @@ class SendService:
             )
             result = SendResult(Outcome.RETRY, reason="provider_error")
         ok = result.outcome in (Outcome.ACCEPTED, Outcome.PERMANENT)
-        self._breakers.record(route.key, ok, self._clock.now().timestamp())
+        self._breakers.record(route.circuit, ok, self._clock.now().timestamp())
         return result
 
     # -- after the call -----------------------------------------------------------------------------
