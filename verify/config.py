@@ -54,6 +54,9 @@ class Limits:
     circuit_min_volume: int = 20
     circuit_window: int = 60
     circuit_cooldown: int = 30
+    # Seconds after which a message a provider accepted without a final receipt is looked up at
+    # the provider, once (providers that can: docs/delivery.md); 0 never looks.
+    reconcile_after: int = 600
     # Webhooks (docs/webhooks.md): relay period, tries per delivery, backoff, per-endpoint
     # concurrency, HTTP timeout (seconds).
     relay_interval: int = 1

@@ -10,7 +10,9 @@ import logging
 from verify import abuse, metrics, retention
 from verify.delivery.attempts import stuck_attempts
 from verify.delivery.pipeline import Delivery
-from verify.delivery.receipts import match_stranded
+from verify.delivery.providers import STATUS_LOOKUP_TYPES
+from verify.delivery.queue import FAILURE_TTL, RESULT_TTL
+from verify.delivery.receipts import due_lookups, match_stranded
 from verify.domain.verifications import VerificationService
 from verify.events.relay import Relay, WebhookQueue
 from verify.events.sender import WebhookSender
@@ -64,6 +66,15 @@ def channel_timeout(attempt_sid: str) -> str:
     return outcome
 
 
+def reconcile(attempt_sid: str) -> str:
+    """Look up at its provider a message accepted long ago without a final receipt."""
+    rt = _rt()
+    with rt.sessions() as session:
+        outcome = delivery().receipts(session).reconcile(attempt_sid)
+    log.info("reconcile", extra={"attempt": attempt_sid, "outcome": outcome})
+    return outcome
+
+
 def release_timers() -> int:
     """Enqueue the delivery timers that fell due (each worker's ticker calls this every second)."""
     return delivery().timers.release(_rt().clock.now().timestamp())
@@ -72,7 +83,8 @@ def release_timers() -> int:
 def sweep() -> dict[str, int]:
     """The periodic cold-path job: expire due verifications, redrive attempts whose enqueue was
     lost, recover attempts a crashed worker left sending, purge what is past retention
-    (verify/retention.py), apply delivery receipts stranded by their race with the worker."""
+    (verify/retention.py), apply delivery receipts stranded by their race with the worker, and
+    enqueue a lookup of each message long accepted without a final receipt."""
     rt = _rt()
     with rt.sessions() as session:
         verifications = VerificationService(
@@ -91,10 +103,23 @@ def sweep() -> dict[str, int]:
         fallbacks: list[str] = []  # a stranded undelivered receipt may start the next channel
         with session.begin():
             matched = match_stranded(session, rt.clock.now(), fallbacks.append)
+        with session.begin():
+            lookups = due_lookups(
+                session, rt.clock.now(), rt.settings.limits.reconcile_after, STATUS_LOOKUP_TYPES
+            )
     dispatcher = rt.dispatcher
     redriven = sum(dispatcher.enqueue(sid) for sid in stuck)
     for sid in fallbacks:
         dispatcher.dispatch(sid)
+    for sid in lookups:
+        rt.queue.enqueue(
+            "verify.jobs.reconcile",
+            sid,
+            job_id=f"reconcile-{sid}",
+            description=f"reconcile {sid}",
+            result_ttl=RESULT_TTL,
+            failure_ttl=FAILURE_TTL,
+        )
     counts = {
         "expired": expired,
         "redriven": redriven,
@@ -104,6 +129,7 @@ def sweep() -> dict[str, int]:
         "purged_verifications": purged.verifications,
         "purged_receipts": purged.receipts,
         "receipts_matched": matched,
+        "lookups": len(lookups),
     }
     log.info("sweep", extra=counts)
     return counts

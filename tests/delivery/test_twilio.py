@@ -335,3 +335,34 @@ def test_unknown_status_is_ignored(twilio_peer):
 def test_direct_construction_matches_the_registry(twilio_peer):
     """build_provider hands the config through to the adapter class."""
     assert isinstance(provider(twilio_peer), TwilioProvider)
+
+
+def test_a_message_is_looked_up_as_its_receipt_would_say(twilio_peer):
+    """GET Messages/{sid}.json or Calls/{sid}.json: the status mapped as a callback's would be."""
+    adapter = provider(twilio_peer)
+    twilio_peer.behave(accept("sent", "undelivered", error_code="30005", lost=True))
+    sent = adapter.send(message())
+    receipt = adapter.fetch_receipt(sent.provider_message_id, "sms")
+    assert (receipt.provider_message_id, receipt.status, receipt.reason, receipt.raw_code) == (
+        sent.provider_message_id,
+        "undelivered",
+        "invalid_destination",
+        "30005",
+    )
+    twilio_peer.behave(accept("busy", lost=True))
+    call = adapter.send(message("call"))
+    receipt = adapter.fetch_receipt(call.provider_message_id, "call")
+    assert (receipt.status, receipt.reason) == ("undelivered", "unreachable_destination")
+    [fetched, _] = [r for r in twilio_peer.requests if r.method == "GET"]
+    assert fetched.path.endswith(f"/Messages/{sent.provider_message_id}.json")
+
+
+def test_a_lookup_that_cannot_say_is_none(twilio_peer):
+    """An unknown sid (404), a status we do not track, or no answer at all: nothing is learnt."""
+    adapter = provider(twilio_peer)
+    assert adapter.fetch_receipt("SM" + "0" * 32, "sms") is None
+    twilio_peer.behave(accept("receiving", lost=True))
+    sent = adapter.send(message())
+    assert adapter.fetch_receipt(sent.provider_message_id, "sms") is None
+    unreachable = provider(twilio_peer, base_url=f"http://127.0.0.1:{free_port()}")
+    assert unreachable.fetch_receipt(sent.provider_message_id, "sms") is None

@@ -13,6 +13,7 @@ from tests.conftest import ApiClient, code_in, make_tenant
 from tests.jobs.conftest import Gateways, add_twilio, add_vonage
 from tests.peers._server import accept, fail
 from tests.peers.smtp import SmtpPeer
+from verify import jobs
 from verify.models import Event, SendAttempt
 from verify.models.delivery import DeliveryReceipt
 
@@ -110,6 +111,57 @@ def test_twilio_receipts_mark_the_attempt_delivered(api, twilio_peer, work, runt
     [attempt] = attempts_of(api, sid)
     assert attempt["status"] == "delivered"
     assert events(runtime, attempt["attempt_sid"]).count("message.delivered") == 1
+
+
+def test_a_lost_receipt_is_recovered_by_looking_the_message_up(
+    api, twilio_peer, work, runtime, clock, public_url
+):
+    """The message went undelivered at Twilio, but the callback never reached us: ten minutes on,
+    the sweep has a job ask Twilio, and the attempt shows what the receipt would have said. Each
+    message is looked up once."""
+    add_twilio(api, twilio_peer)
+    twilio_peer.behave(accept("sent", "undelivered", error_code="30003", lost=True))
+    sid = api.start().json["sid"]
+    work()
+    assert twilio_peer.receipt_responses == []
+    assert attempts_of(api, sid)[0]["status"] == "sent"
+    assert jobs.sweep()["lookups"] == 0  # too early: receipts may still come
+
+    clock.advance(runtime.settings.limits.reconcile_after)
+    assert jobs.sweep()["lookups"] == 1
+    work()
+    [attempt] = attempts_of(api, sid)
+    assert (attempt["status"], attempt["reason_code"]) == ("undelivered", "unreachable_destination")
+    msg = message_id(runtime, attempt["attempt_sid"])
+    assert any(r.method == "GET" and msg in r.path for r in twilio_peer.requests)
+    assert stored_receipts(runtime) == [("undelivered", True)]
+    assert "message.undelivered" in events(runtime, attempt["attempt_sid"])
+    clock.advance(60)
+    assert jobs.sweep()["lookups"] == 0
+
+
+def test_only_providers_that_can_look_a_message_up_are_asked(
+    api, twilio_peer, gateways: Gateways, work, runtime, clock
+):
+    """A message Twilio still shows as sent stays sent; one through a gateway (no lookup in its
+    protocol) is never asked about."""
+    add_twilio(api, twilio_peer, Priority=1)
+    gateways.add(api, "gw", 2)
+    twilio_peer.behave(accept("sent", lost=True))
+    twilio_peer.behave(fail(503, 20500), to="+12125557781")  # fails over to the gateway
+    first = api.start().json["sid"]
+    second = api.start(to="+12125557781").json["sid"]
+    work()
+    assert attempts_of(api, first)[0]["status"] == "sent"
+    assert [a["status"] for a in attempts_of(api, second)] == ["failed", "sent"]
+
+    clock.advance(runtime.settings.limits.reconcile_after)
+    assert jobs.sweep()["lookups"] == 1
+    work()
+    assert attempts_of(api, first)[0]["status"] == "sent"
+    assert stored_receipts(runtime) == [("sent", False)]  # kept, as a posted one would be
+    assert sum(r.method == "GET" for r in twilio_peer.requests) == 1
+    assert jobs.sweep()["lookups"] == 0
 
 
 def test_twilio_duplicate_and_late_receipts_change_nothing(

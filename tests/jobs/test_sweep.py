@@ -134,6 +134,7 @@ def test_sweep_does_not_redrive_for_an_expired_verification(api, clock, runtime)
         "purged_verifications": 0,
         "purged_receipts": 0,
         "receipts_matched": 0,
+        "lookups": 0,
     }
     assert runtime.queue.count == 0
 
@@ -154,6 +155,7 @@ def test_sweep_runs_as_a_queued_job(api, clock, runtime, work):
         "redriven": 1,
         "lost": 0,
         "receipts_matched": 0,
+        "lookups": 0,
     }
     assert (
         api.get(f"{api.base}/Verifications/{sid}").json["send_code_attempts"][0]["status"] == "sent"

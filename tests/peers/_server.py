@@ -15,9 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 class Behaviour:
     """What a peer does with a send.
 
-    ``accept``: take it (and post ``receipts``, in order, to its callback). ``fail``: answer ``status``
-    with the provider's error ``code``. ``timeout``: sleep ``seconds`` before answering (past the
-    client's timeout). ``error_code`` goes on undelivered/failed receipts.
+    ``accept``: take it (and post ``receipts``, in order, to its callback; with ``receipts_lost``
+    the message goes through them at the provider but no callback is posted). ``fail``: answer
+    ``status`` with the provider's error ``code``. ``timeout``: sleep ``seconds`` before answering
+    (past the client's timeout). ``error_code`` goes on undelivered/failed receipts.
     """
 
     kind: str = "accept"
@@ -27,13 +28,14 @@ class Behaviour:
     receipts: tuple[str, ...] = ()
     error_code: str | None = None
     retry_after: str | None = None
+    receipts_lost: bool = False
 
 
 ACCEPT = Behaviour()
 
 
-def accept(*receipts: str, error_code: str | None = None) -> Behaviour:
-    return Behaviour("accept", receipts=receipts, error_code=error_code)
+def accept(*receipts: str, error_code: str | None = None, lost: bool = False) -> Behaviour:
+    return Behaviour("accept", receipts=receipts, error_code=error_code, receipts_lost=lost)
 
 
 def fail(

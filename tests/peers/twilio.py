@@ -7,6 +7,8 @@ import base64
 import json
 import re
 import secrets
+from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import httpx
 
@@ -16,6 +18,9 @@ from verify.delivery.providers.twilio import twilio_signature
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "peer-auth-token-" + "x" * 16
 _RESOURCE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/(?P<kind>Messages|Calls)\.json$")
+_INSTANCE = re.compile(
+    r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/(?P<kind>Messages|Calls)/(?P<id>[^/]+)\.json$"
+)
 
 
 class TwilioPeer(HttpPeer):
@@ -23,6 +28,8 @@ class TwilioPeer(HttpPeer):
         super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
+        # message or call sid -> (its status in Twilio's words, its error code): what a GET shows
+        self.statuses: dict[str, tuple[str, str | None]] = {}
 
     def sends(self, kind: str | None = None) -> list[Recorded]:
         """The send requests that reached the API (Messages or Calls), oldest first."""
@@ -31,6 +38,8 @@ class TwilioPeer(HttpPeer):
         ]
 
     def handle(self, request: Recorded) -> Reply:
+        if request.method == "GET" and (found := _INSTANCE.match(request.path)):
+            return self._fetch(request, found)
         match = _RESOURCE.match(request.path)
         if request.method != "POST" or match is None:
             return _error(404, 20404, "The requested resource was not found")
@@ -63,11 +72,32 @@ class TwilioPeer(HttpPeer):
             return _error(behaviour.status, int(behaviour.code or 0) or None, "failed", headers)
         prefix = "SM" if match["kind"] == "Messages" else "CA"
         sid = prefix + secrets.token_hex(16)
+        final = behaviour.receipts[-1] if behaviour.receipts else "queued"
+        self.statuses[sid] = (final, behaviour.error_code if final in _FAILED else None)
         callback = form.get("StatusCallback")
-        if callback and behaviour.receipts:
+        if callback and behaviour.receipts and not behaviour.receipts_lost:
             self.later(lambda: self._post_all(callback, sid, match["kind"], form, behaviour))
         return Reply(
             201, {"sid": sid, "status": "queued", "to": form["To"], "account_sid": self.account_sid}
+        )
+
+    def _fetch(self, request: Recorded, match: re.Match[str]) -> Reply:
+        """GET a message or call: its sid, status and error code, as Twilio's resource shows them."""
+        if not self._authorized(request) or match["sid"] != self.account_sid:
+            return _error(401, 20003, "Authenticate")
+        found = self.statuses.get(match["id"])
+        if found is None:
+            return _error(404, 20404, "The requested resource was not found")
+        status, error = found
+        return Reply(
+            200,
+            {
+                "sid": match["id"],
+                "account_sid": self.account_sid,
+                "status": status,
+                "error_code": int(error) if error else None,
+                "date_updated": format_datetime(datetime.now(UTC)),
+            },
         )
 
     def _authorized(self, request: Recorded) -> bool:
@@ -78,11 +108,7 @@ class TwilioPeer(HttpPeer):
         self, url: str, sid: str, kind: str, form: dict[str, str], behaviour: Behaviour
     ) -> None:
         for status in behaviour.receipts:
-            error = (
-                behaviour.error_code
-                if status in ("undelivered", "failed", "busy", "no-answer")
-                else None
-            )
+            error = behaviour.error_code if status in _FAILED else None
             self.post_receipt(
                 url, sid, status, error_code=error, call=kind == "Calls", to=form["To"]
             )
@@ -159,6 +185,9 @@ def receipt_params(
     if error_code:
         params["ErrorCode"] = error_code
     return params
+
+
+_FAILED = ("undelivered", "failed", "busy", "no-answer")
 
 
 def _variables(raw: str | None) -> bool:

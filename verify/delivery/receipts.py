@@ -12,12 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from verify.delivery import attempts as lifecycle
-from verify.delivery.providers.base import InvalidSignature, Receipt, ReceiptRequest
+from verify.delivery.providers.base import (
+    InvalidSignature,
+    Receipt,
+    ReceiptRequest,
+    StatusLookup,
+)
 from verify.delivery.routing import ProviderFactory, route_of
 from verify.domain.clock import Clock
 from verify.domain.sends import Dispatcher
@@ -83,6 +88,33 @@ class ReceiptService:
         for sid in created:
             self._dispatcher.dispatch(sid)
         return applied
+
+    def reconcile(self, attempt_sid: str) -> str:
+        """Ask the provider where a message it accepted stands, when no final receipt came (a
+        callback lost on its way, or none asked for), and apply the answer as its receipt would
+        have been applied. Returns the status learnt, or why there is none."""
+        with self._session.begin():
+            attempt = self._session.get(SendAttempt, attempt_sid)
+            if attempt is None or attempt.status != "sent" or not attempt.provider_message_id:
+                return "concluded"  # a receipt came meanwhile (or it never reached a provider)
+            provider = self._session.get(Provider, attempt.provider_sid)
+            if provider is None:
+                return "provider_gone"
+            route, account_sid = route_of(provider), provider.account_sid
+            provider_sid, message_id = provider.sid, attempt.provider_message_id
+            channel = attempt.channel
+        adapter = self._providers(route)
+        if not isinstance(adapter, StatusLookup):
+            return "unsupported"
+        receipt = adapter.fetch_receipt(message_id, channel)
+        if receipt is None or receipt.status not in RECEIPT_STATUSES:
+            return "unknown"
+        created: list[str] = []
+        with self._session.begin():
+            self._store(account_sid, provider_sid, receipt, self._clock.now(), created.append)
+        for sid in created:
+            self._dispatcher.dispatch(sid)
+        return receipt.status
 
     def _store(
         self,
@@ -177,6 +209,9 @@ def apply_early_receipts(
 # How far back the sweep looks for stranded receipts: the race that strands one lasts milliseconds,
 # and the sweep runs every VERIFY_SWEEP_INTERVAL seconds.
 STRANDED_WINDOW = timedelta(minutes=10)
+# Sent attempts older than this past VERIFY_RECONCILE_AFTER are not looked up any more (the sweep
+# missed them for an hour, or the provider keeps no such message): the scan stays small.
+LOOKUP_WINDOW = timedelta(hours=1)
 
 
 def match_stranded(session: Session, now: datetime, dispatch: Dispatch, batch: int = 500) -> int:
@@ -199,6 +234,41 @@ def match_stranded(session: Session, now: datetime, dispatch: Dispatch, batch: i
     ).all()
     _apply_matched(session, [(receipt, attempt) for receipt, attempt in rows], now, dispatch)
     return len(rows)
+
+
+def due_lookups(
+    session: Session, now: datetime, after: int, lookup_types: tuple[str, ...], batch: int = 500
+) -> list[str]:
+    """Claim the attempts whose message was accepted at least ``after`` seconds (and at most an
+    hour more) ago, has no final receipt, was never looked up, and went through a provider of one
+    of ``lookup_types``: marked looked up, so each is looked up once. Returns their sids."""
+    if after <= 0 or not lookup_types:
+        return []
+    oldest, newest = now - timedelta(seconds=after) - LOOKUP_WINDOW, now - timedelta(seconds=after)
+    due = list(
+        session.scalars(
+            select(SendAttempt.sid)
+            .join(Provider, Provider.sid == SendAttempt.provider_sid)
+            .where(
+                # (status, date_created) is indexed: the scan covers an hour of sent attempts.
+                SendAttempt.status == "sent",
+                SendAttempt.date_created > oldest,
+                SendAttempt.date_created <= newest,
+                SendAttempt.reconciled_at.is_(None),
+                Provider.type.in_(lookup_types),
+            )
+            .limit(batch)
+        )
+    )
+    if not due:
+        return []
+    claimed = session.scalars(
+        update(SendAttempt)
+        .where(SendAttempt.sid.in_(due), SendAttempt.reconciled_at.is_(None))
+        .values(reconciled_at=now)
+        .returning(SendAttempt.sid)
+    )
+    return list(claimed)  # less than ``sids`` if another sweep claimed some meanwhile
 
 
 def _apply_matched(

@@ -201,6 +201,8 @@ class SendAttempt(Base):
     retry_at: Mapped[datetime | None]
     replaces_sid: Mapped[str | None] = mapped_column(String(34))
     delivered_at: Mapped[datetime | None]
+    # When the sweep asked the provider where a message with no final receipt stands (once).
+    reconciled_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_send_attempts_status_created", "status", "date_created"),

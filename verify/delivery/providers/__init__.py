@@ -50,6 +50,8 @@ class ProviderSpec:
     credentials: tuple[Field, ...]
     # Extra rules per channel: the fields (config or credentials) at least one of which must be set.
     needs: Mapping[str, tuple[tuple[str, ...], ...]]
+    # Its adapter can look a message up (StatusLookup): lost receipts are recovered.
+    status_lookup: bool = False
 
     def field(self, name: str) -> Field | None:
         return next((f for f in (*self.config, *self.credentials) if f.name == name), None)
@@ -112,6 +114,7 @@ PROVIDER_TYPES: dict[str, ProviderSpec] = {
             "whatsapp": (("whatsapp_from", "from"),),
             "call": (("voice_from", "from"),),
         },
+        status_lookup=True,
     ),
     "vonage": ProviderSpec(
         type="vonage",
@@ -143,6 +146,10 @@ PROVIDER_TYPES: dict[str, ProviderSpec] = {
         needs={},
     ),
 }
+
+
+# The types whose adapters can look a message up (ReceiptService.reconcile).
+STATUS_LOOKUP_TYPES = tuple(t for t, spec in PROVIDER_TYPES.items() if spec.status_lookup)
 
 
 def validate_config(
@@ -364,6 +371,7 @@ _BUILDERS: dict[
 
 __all__ = [
     "PROVIDER_TYPES",
+    "STATUS_LOOKUP_TYPES",
     "Field",
     "GuardedTransport",
     "ProviderSpec",

@@ -107,3 +107,13 @@ class VoiceContinuation(Protocol):
     def voice_answer(self, message: OutboundMessage | None) -> tuple[str, bytes]:
         """(content type, body) that speaks ``message`` after the prompt, or hangs up (None)."""
         ...
+
+
+@runtime_checkable
+class StatusLookup(Protocol):
+    """An adapter that can ask its provider where a message it accepted stands: how a receipt lost
+    on its way to us is recovered (``ReceiptService.reconcile``)."""
+
+    def fetch_receipt(self, provider_message_id: str, channel: str) -> Receipt | None:
+        """The message's status as a receipt, or None if the provider could not say."""
+        ...

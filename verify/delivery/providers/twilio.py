@@ -239,21 +239,36 @@ class TwilioProvider:
     def parse_receipt(self, request: ReceiptRequest) -> list[Receipt]:
         self._check_signature(request)
         form = request.form
-        error = form.get("ErrorCode") or None
         if "CallSid" in form and "MessageSid" not in form:
-            sid, status = form["CallSid"], CALL_STATUSES.get(form.get("CallStatus", ""))
+            sid, status, call = form["CallSid"], form.get("CallStatus", ""), True
         else:
             sid = form.get("MessageSid") or form.get("SmsSid") or ""
-            status = MESSAGE_STATUSES.get(form.get("MessageStatus") or form.get("SmsStatus") or "")
-        if not sid or status is None:
-            return []  # a status we do not track (receiving, an unknown new one): ignore it
-        reason = None
-        if status in ("undelivered", "failed"):
-            reason = RECEIPT_ERRORS.get(error or "", r.UNKNOWN)
-            if error is None and form.get("CallStatus") in ("busy", "no-answer"):
-                reason = r.UNREACHABLE_DESTINATION
-        raw = error or form.get("MessageStatus") or form.get("CallStatus")
-        return [Receipt(sid, status, reason=reason, raw_code=raw, at=_timestamp(form))]
+            status, call = form.get("MessageStatus") or form.get("SmsStatus") or "", False
+        receipt = _receipt(
+            sid, status, call, form.get("ErrorCode"), _timestamp(form.get("Timestamp"))
+        )
+        return [receipt] if receipt is not None else []
+
+    def fetch_receipt(self, provider_message_id: str, channel: str) -> Receipt | None:
+        """The message's (or call's) resource: where it stands now, as its receipt would say."""
+        call = channel == "call"
+        resource = "Calls" if call else "Messages"
+        url = f"{self._base}/2010-04-01/Accounts/{self._sid}/{resource}/{provider_message_id}.json"
+        try:
+            response = self._client().get(url, auth=(self._sid, self._token))
+        except httpx.HTTPError:
+            return None
+        body = _json(response)
+        if not response.is_success or body.get("sid") != provider_message_id:
+            return None
+        error = body.get("error_code")
+        return _receipt(
+            provider_message_id,
+            str(body.get("status") or ""),
+            call,
+            str(error) if error is not None else None,
+            _timestamp(body.get("date_updated")),
+        )
 
 
 def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
@@ -278,8 +293,24 @@ def _url_variants(url: str) -> list[str]:
     return variants
 
 
-def _timestamp(form: Mapping[str, str]) -> datetime | None:
-    value = form.get("Timestamp")
+def _receipt(
+    sid: str, twilio_status: str, call: bool, error: str | None, at: datetime | None
+) -> Receipt | None:
+    """A message's or call's status in Twilio's words as our receipt; None for a status we do not
+    track (receiving, or one Twilio adds later)."""
+    status = (CALL_STATUSES if call else MESSAGE_STATUSES).get(twilio_status)
+    if not sid or status is None:
+        return None
+    error = error or None
+    reason = None
+    if status in ("undelivered", "failed"):
+        reason = RECEIPT_ERRORS.get(error or "", r.UNKNOWN)
+        if error is None and call and twilio_status in ("busy", "no-answer"):
+            reason = r.UNREACHABLE_DESTINATION
+    return Receipt(sid, status, reason=reason, raw_code=error or twilio_status, at=at)
+
+
+def _timestamp(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
