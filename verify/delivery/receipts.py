@@ -239,9 +239,9 @@ def match_stranded(session: Session, now: datetime, dispatch: Dispatch, batch: i
 def due_lookups(
     session: Session, now: datetime, after: int, lookup_types: tuple[str, ...], batch: int = 500
 ) -> list[str]:
-    """Claim the attempts whose message was accepted at least ``after`` seconds (and at most an
-    hour more) ago, has no final receipt, was never looked up, and went through a provider of one
-    of ``lookup_types``: marked looked up, so each is looked up once. Returns their sids."""
+    """Claim the attempts created at least ``after`` seconds (and at most an hour more) ago whose
+    message a provider of one of ``lookup_types`` accepted, with no final receipt since and never
+    looked up: marked looked up, so each is looked up once. Returns their sids."""
     if after <= 0 or not lookup_types:
         return []
     oldest, newest = now - timedelta(seconds=after) - LOOKUP_WINDOW, now - timedelta(seconds=after)
@@ -268,7 +268,7 @@ def due_lookups(
         .values(reconciled_at=now)
         .returning(SendAttempt.sid)
     )
-    return list(claimed)  # less than ``sids`` if another sweep claimed some meanwhile
+    return list(claimed)  # fewer than ``due`` if another sweep claimed some meanwhile
 
 
 def _apply_matched(
