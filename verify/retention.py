@@ -15,10 +15,12 @@ several sweeps instead of in one long transaction; 0 days keeps everything of th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Delete, Select, delete, exists, select
 from sqlalchemy.orm import Session
 
 from verify.config import Limits
@@ -34,10 +36,10 @@ BATCH = 1000
 
 @dataclass(frozen=True)
 class Purged:
-    deliveries: int = 0
-    events: int = 0
-    verifications: int = 0
-    receipts: int = 0
+    deliveries: int
+    events: int
+    verifications: int
+    receipts: int
 
 
 def purge(session: Session, now: datetime, limits: Limits, batch: int = BATCH) -> Purged:
@@ -54,22 +56,21 @@ def purge_deliveries(session: Session, now: datetime, days: int, batch: int = BA
     """Delete up to ``batch`` ended deliveries older than ``days``; returns how many."""
     if days <= 0:
         return 0
-    with session.begin():
-        sids = list(
-            session.scalars(
-                select(WebhookDelivery.sid)
-                .where(
-                    WebhookDelivery.status.in_(ENDED_DELIVERIES),
-                    WebhookDelivery.date_updated < now - timedelta(days=days),
-                )
-                .order_by(WebhookDelivery.date_updated)
-                .limit(batch)
-            )
+    due = (
+        select(WebhookDelivery.sid)
+        .where(
+            WebhookDelivery.status.in_(ENDED_DELIVERIES),
+            WebhookDelivery.date_updated < now - timedelta(days=days),
         )
-        if sids:
-            session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_sid.in_(sids)))
-            session.execute(delete(WebhookDelivery).where(WebhookDelivery.sid.in_(sids)))
-    return len(sids)
+        .order_by(WebhookDelivery.date_updated)
+        .limit(batch)
+    )
+    return _delete(
+        session,
+        due,
+        lambda sids: delete(WebhookAttempt).where(WebhookAttempt.delivery_sid.in_(sids)),
+        lambda sids: delete(WebhookDelivery).where(WebhookDelivery.sid.in_(sids)),
+    )
 
 
 def purge_events(session: Session, now: datetime, days: int, batch: int = BATCH) -> int:
@@ -77,21 +78,16 @@ def purge_events(session: Session, now: datetime, days: int, batch: int = BATCH)
     a webhook delivery; returns how many. Unpublished events wait for the relay, whatever their age."""
     if days <= 0:
         return 0
-    with session.begin():
-        ids = list(
-            session.scalars(
-                select(Event.id)
-                .where(
-                    Event.published_at < now - timedelta(days=days),
-                    ~exists().where(WebhookDelivery.event_sid == Event.sid),
-                )
-                .order_by(Event.published_at)
-                .limit(batch)
-            )
+    due = (
+        select(Event.id)
+        .where(
+            Event.published_at < now - timedelta(days=days),
+            ~exists().where(WebhookDelivery.event_sid == Event.sid),
         )
-        if ids:
-            session.execute(delete(Event).where(Event.id.in_(ids)))
-    return len(ids)
+        .order_by(Event.published_at)
+        .limit(batch)
+    )
+    return _delete(session, due, lambda ids: delete(Event).where(Event.id.in_(ids)))
 
 
 def purge_verifications(session: Session, now: datetime, days: int, batch: int = BATCH) -> int:
@@ -99,21 +95,18 @@ def purge_verifications(session: Session, now: datetime, days: int, batch: int =
     ``days`` ago, with their attempts, receipts, checks and fraud decisions; returns how many."""
     if days <= 0:
         return 0
-    with session.begin():
-        sids = list(
-            session.scalars(
-                # (status, expires_at) is indexed for the expiry sweep; this reads the same index.
-                select(Verification.sid)
-                .where(
-                    Verification.status.in_(ENDED_VERIFICATIONS),
-                    Verification.expires_at < now - timedelta(days=days),
-                )
-                .limit(batch)
-            )
+    # (status, expires_at) is indexed for the expiry sweep; this reads the same index.
+    due = (
+        select(Verification.sid)
+        .where(
+            Verification.status.in_(ENDED_VERIFICATIONS),
+            Verification.expires_at < now - timedelta(days=days),
         )
-        if sids:
-            session.execute(delete(Verification).where(Verification.sid.in_(sids)))
-    return len(sids)
+        .limit(batch)
+    )
+    return _delete(
+        session, due, lambda sids: delete(Verification).where(Verification.sid.in_(sids))
+    )
 
 
 def purge_stray_receipts(session: Session, now: datetime, days: int, batch: int = BATCH) -> int:
@@ -121,17 +114,24 @@ def purge_stray_receipts(session: Session, now: datetime, days: int, batch: int 
     (receipts of attempts go with their verification); returns how many."""
     if days <= 0:
         return 0
-    with session.begin():
-        ids = list(
-            session.scalars(
-                select(DeliveryReceipt.id)
-                .where(
-                    DeliveryReceipt.attempt_sid.is_(None),
-                    DeliveryReceipt.date_created < now - timedelta(days=days),
-                )
-                .limit(batch)
-            )
+    due = (
+        select(DeliveryReceipt.id)
+        .where(
+            DeliveryReceipt.attempt_sid.is_(None),
+            DeliveryReceipt.date_created < now - timedelta(days=days),
         )
-        if ids:
-            session.execute(delete(DeliveryReceipt).where(DeliveryReceipt.id.in_(ids)))
-    return len(ids)
+        .limit(batch)
+    )
+    return _delete(
+        session, due, lambda ids: delete(DeliveryReceipt).where(DeliveryReceipt.id.in_(ids))
+    )
+
+
+def _delete(session: Session, due: Select[Any], *deletes: Callable[[list[Any]], Delete]) -> int:
+    """In one transaction: the keys ``due`` selects, then each of ``deletes`` for them, in order."""
+    with session.begin():
+        keys = list(session.scalars(due))
+        if keys:
+            for statement in deletes:
+                session.execute(statement(keys))
+    return len(keys)
