@@ -31,6 +31,7 @@ def test_payload_is_signed_and_carries_the_rendered_message(gateway_peer):
         "channel": "sms",
         "locale": "pt",
         "body": m.text,
+        "code": "123456",
         "verification_sid": m.verification_sid,
         "attempt_sid": m.attempt_sid,
         "status_callback": "https://verify.example/cb/http",

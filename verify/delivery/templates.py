@@ -167,6 +167,7 @@ def render(
         verification_sid=verification_sid,
         attempt_sid=attempt_sid,
         status_callback=status_callback,
+        code=code,
     )
     if channel == "call":
         return replace(
@@ -187,7 +188,7 @@ def render(
         text = f"{lead} *{shown_code}*"
         if do_not_share_warning:
             text = f"{text}\n\n{words.warning}"
-        return replace(base, text=text, code=code)
+        return replace(base, text=text)
     return replace(
         base,
         text=_email_text(words, lead, shown_code, do_not_share_warning),

@@ -45,8 +45,8 @@ class OutboundMessage:
     dtmf_required: bool = False  # call: wait for a key press before speaking
     status_callback: str | None = None  # where the provider should post delivery receipts
     voice_continue_url: str | None = None  # call + dtmf_required: serves the script after the key
-    # whatsapp: the code alone, for a template held by the provider that takes it as a variable
-    # (WhatsApp authentication templates)
+    # The code alone, for templates registered with a provider that take it as a variable
+    # (WhatsApp authentication templates; a gateway filling its own)
     code: str = ""
 
 

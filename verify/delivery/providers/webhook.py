@@ -144,13 +144,15 @@ class WebhookProvider:
 
 
 def payload(message: OutboundMessage) -> dict[str, Any]:
-    """The JSON the gateway receives: the rendered message, its sids and where to post receipts."""
+    """The JSON the gateway receives: the rendered message (and its code alone, for a gateway that
+    fills a template registered elsewhere), its sids and where to post receipts."""
     body: dict[str, Any] = {
         "type": "message.send",
         "to": message.to,
         "channel": message.channel,
         "locale": message.locale,
         "body": message.text,
+        "code": message.code,
         "verification_sid": message.verification_sid,
         "attempt_sid": message.attempt_sid,
         "status_callback": message.status_callback,
