@@ -35,6 +35,7 @@ from rq.registry import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from verify.delivery.circuit import CircuitBreakers, Policy
 from verify.models import Event
 from verify.models.webhooks import WebhookDelivery
 from verify.runtime import Runtime
@@ -168,6 +169,7 @@ class VerifyCollector(Collector):
             yield family
         yield from self._rejections(stored["api_errors"])
         yield self._histogram(client.hgetall(PREFIX + "hist:receipt_latency"))
+        yield self._circuits()
         yield from self._queues()
 
     def _rejections(self, errors: dict[Any, Any]) -> Iterator[Metric]:
@@ -204,6 +206,18 @@ class VerifyCollector(Collector):
             total = cumulative + values.get("-1", 0.0)
             buckets.append(("+Inf", total))
             family.add_metric([channel], buckets, sum_value=values.get("sum", 0.0))
+        return family
+
+    def _circuits(self) -> Metric:
+        family = GaugeMetricFamily(
+            "verify_circuit_open",
+            "1 while a provider's circuit breaker for a destination country is open or half open",
+            labels=["provider", "country"],
+        )
+        breakers = CircuitBreakers(self._rt.redis, Policy())
+        for name, state in breakers.states().items():
+            provider, _, country = name.partition(":")
+            family.add_metric([provider, country], float(state.get("state", "closed") != "closed"))
         return family
 
     def _queues(self) -> Iterator[Metric]:

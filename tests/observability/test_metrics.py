@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ApiClient, delivered_code
 from verify import jobs
+from verify.delivery.circuit import CircuitBreakers, Policy
 from verify.domain.clock import FrozenClock
 from verify.events import outbox
 from verify.runtime import Runtime
@@ -139,3 +140,25 @@ def test_delivery_receipt_latency_is_a_histogram(
         )
         == 1
     )
+
+
+def test_open_circuits_are_gauged_per_provider_and_country(
+    app: flask.Flask, runtime: Runtime
+) -> None:
+    """A provider resting for one country shows 1 there, its other breakers 0."""
+    breakers = CircuitBreakers(runtime.redis, Policy(failures=2))
+    now = runtime.clock.now().timestamp()
+    breakers.record("PN1:FR", False, now)
+    breakers.record("PN1:FR", False, now)
+    breakers.record("PN1:US", True, now)
+    breakers.record("PN2", True, now)
+    circuits = {
+        labels: v
+        for (name, labels), v in scrape(app, runtime).items()
+        if name == "verify_circuit_open"
+    }
+    assert circuits == {
+        (("country", "FR"), ("provider", "PN1")): 1.0,
+        (("country", "US"), ("provider", "PN1")): 0.0,
+        (("country", ""), ("provider", "PN2")): 0.0,
+    }

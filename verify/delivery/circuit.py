@@ -22,8 +22,10 @@ from typing import Any
 import redis
 
 KEY = "verify:circuit:{}"
-# Per provider: the names of its breakers (``<provider>``, or ``<provider>:<country>``), for operators.
+# Per provider: the names of its breakers (``<provider>``, or ``<provider>:<country>``); and the
+# providers that have any. For operators (the console, /metrics).
 INDEX = "verify:circuits:{}"
+PROVIDERS = "verify:circuits"
 
 # KEYS[1] the breaker; ARGV: now, cool-down, probe lease (seconds).
 # Returns {decision, retry_in}: decision is "closed" (send), "probe" (send: this worker's probe) or
@@ -45,8 +47,9 @@ redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', tostring(now + 
 return {'probe', '0'}
 """
 
-# KEYS[1] the breaker, KEYS[2] its provider's index; ARGV: ok (1/0), now, failures, rate %, min
-# volume, window, ttl, the breaker's name. Returns the state after recording.
+# KEYS[1] the breaker, KEYS[2] its provider's index, KEYS[3] the providers; ARGV: ok (1/0), now,
+# failures, rate %, min volume, window, ttl, the breaker's name, its provider. Returns the state
+# after recording.
 _RECORD = """
 local key = KEYS[1]
 local ok = ARGV[1] == '1'
@@ -55,6 +58,8 @@ local state = redis.call('HGET', key, 'state') or 'closed'
 redis.call('EXPIRE', key, tonumber(ARGV[7]))
 redis.call('SADD', KEYS[2], ARGV[8])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+redis.call('SADD', KEYS[3], ARGV[9])
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[7]))
 if state == 'half_open' or state == 'open' then
   if ok then
     redis.call('DEL', key)
@@ -141,8 +146,9 @@ class CircuitBreakers:
         p = self._policy
         ttl = max(p.window, p.cooldown) * 10
         args = [1 if ok else 0, repr(now), p.failures, p.failure_rate, p.min_volume, p.window, ttl]
-        keys = [KEY.format(name), INDEX.format(_provider(name))]
-        state = _text(self._record(keys=keys, args=[*args, name]))
+        provider = _provider(name)
+        keys = [KEY.format(name), INDEX.format(provider), PROVIDERS]
+        state = _text(self._record(keys=keys, args=[*args, name, provider]))
         self._learn(name, state, now)
         return state
 
@@ -157,9 +163,14 @@ class CircuitBreakers:
         raw: dict[Any, Any] = self._redis.hgetall(KEY.format(name))
         return {_text(k): _text(v) for k, v in raw.items()}
 
-    def states(self, provider: str) -> dict[str, dict[str, str]]:
-        """Every breaker of ``provider`` that has a history, by name, for operators."""
-        names = self._names(provider)
+    def states(self, provider: str | None = None) -> dict[str, dict[str, str]]:
+        """Every breaker of ``provider`` (default: of every provider) that has a history, by name,
+        for operators."""
+        if provider is None:
+            providers = map(_text, self._redis.smembers(PROVIDERS))
+            names = sorted(name for p in providers for name in self._names(p))
+        else:
+            names = self._names(provider)
         pipe = self._redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(KEY.format(name))
