@@ -128,6 +128,7 @@ def sweep() -> dict[str, int]:
         "purged_events": purged.events,
         "purged_verifications": purged.verifications,
         "purged_receipts": purged.receipts,
+        "purged_streaks": purged.streaks,
         "receipts_matched": matched,
         "lookups": len(lookups),
     }

@@ -8,6 +8,9 @@ database does not grow forever and holds people's numbers and addresses no longe
 - Verifications that ended and expired more than ``VERIFY_VERIFICATION_RETENTION_DAYS`` ago, with
   everything that hangs off them (send attempts and their delivery receipts, check attempts, fraud
   decisions: the foreign keys cascade), and delivery receipts that never matched an attempt.
+- Streaks of failed checks whose last failure is older than ``VERIFY_DESTINATION_FAILURE_WINDOW``:
+  such a streak starts over at the next failure anyway, so it counts for nothing. (The table then
+  holds only the last window's streaks, small enough to read without an index on the time.)
 
 Each purge deletes at most ``batch`` rows of its kind per pass, so a large backlog is worked off over
 several sweeps instead of in one long transaction; 0 days keeps everything of that kind.
@@ -20,12 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Delete, Select, delete, exists, select
+from sqlalchemy import Delete, Select, delete, exists, select, tuple_
 from sqlalchemy.orm import Session
 
 from verify.config import Limits
 from verify.domain.lifecycle_store import APPROVED, CANCELED, EXPIRED, FAILED, MAX_ATTEMPTS
-from verify.models import Event, Verification
+from verify.models import DestinationFailures, Event, Verification
 from verify.models.delivery import DeliveryReceipt
 from verify.models.webhooks import WebhookAttempt, WebhookDelivery
 
@@ -40,6 +43,7 @@ class Purged:
     events: int
     verifications: int
     receipts: int
+    streaks: int
 
 
 def purge(session: Session, now: datetime, limits: Limits, batch: int = BATCH) -> Purged:
@@ -49,6 +53,7 @@ def purge(session: Session, now: datetime, limits: Limits, batch: int = BATCH) -
         events=purge_events(session, now, limits.event_retention_days, batch),
         verifications=purge_verifications(session, now, limits.verification_retention_days, batch),
         receipts=purge_stray_receipts(session, now, limits.verification_retention_days, batch),
+        streaks=purge_stale_streaks(session, now, limits.destination_failure_window, batch),
     )
 
 
@@ -125,6 +130,20 @@ def purge_stray_receipts(session: Session, now: datetime, days: int, batch: int 
     return _delete(
         session, due, lambda ids: delete(DeliveryReceipt).where(DeliveryReceipt.id.in_(ids))
     )
+
+
+def purge_stale_streaks(session: Session, now: datetime, window: int, batch: int = BATCH) -> int:
+    """Delete up to ``batch`` failure streaks whose last failure is more than ``window`` seconds old
+    (they no longer count; the destination is personal data); returns how many."""
+    stale = DestinationFailures.last_failure_at < now - timedelta(seconds=window)
+    columns = (DestinationFailures.account_sid, DestinationFailures.destination)
+    key = tuple_(*columns)
+    with session.begin():
+        keys = [tuple(row) for row in session.execute(select(*columns).where(stale).limit(batch))]
+        if keys:
+            # Stale still: a check may have just failed again on one of them.
+            session.execute(delete(DestinationFailures).where(key.in_(keys), stale))
+    return len(keys)
 
 
 def _delete(session: Session, due: Select[Any], *deletes: Callable[[list[Any]], Delete]) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from verify import jobs
 from verify.domain import sids
 from verify.events.relay import DELIVERY_PREFIX
-from verify.models import CheckAttempt, Event, SendAttempt, Verification
+from verify.models import CheckAttempt, DestinationFailures, Event, SendAttempt, Verification
 from verify.models.delivery import DeliveryReceipt
 from verify.models.webhooks import WebhookDelivery
 from verify.retention import purge_events, purge_verifications
@@ -118,3 +118,19 @@ def test_published_events_go_unless_a_delivery_still_refers_to_them(api, runtime
     assert sum(published is None for _, published in left) == 4
     with runtime.sessions() as s:
         assert purge_events(s, runtime.clock.now(), days=0) == 0
+
+
+def test_failure_streaks_go_once_they_no_longer_count(api, runtime):
+    """A streak whose last failure is older than the failure window starts over at the next
+    failure anyway: the sweep deletes it (and the destination with it); a recent one stays."""
+    api.start("+14155550101")
+    assert api.check("000000", to="+14155550101").status_code == 200
+    window = runtime.settings.limits.destination_failure_window
+    runtime.clock.advance(window - 60)
+    api.start("+14155550102")
+    assert api.check("000000", to="+14155550102").status_code == 200
+    runtime.clock.advance(61)
+
+    assert jobs.sweep()["purged_streaks"] == 1
+    with runtime.sessions() as s:
+        assert list(s.scalars(select(DestinationFailures.destination))) == ["+14155550102"]

@@ -133,6 +133,7 @@ def test_sweep_does_not_redrive_for_an_expired_verification(api, clock, runtime)
         "purged_events": 0,
         "purged_verifications": 0,
         "purged_receipts": 0,
+        "purged_streaks": 0,
         "receipts_matched": 0,
         "lookups": 0,
     }
@@ -151,6 +152,7 @@ def test_sweep_runs_as_a_queued_job(api, clock, runtime, work):
         "purged_events": 0,
         "purged_verifications": 0,
         "purged_receipts": 0,
+        "purged_streaks": 0,
         "expired": 0,
         "redriven": 1,
         "lost": 0,
