@@ -228,3 +228,19 @@ def test_delivery_receipts_on_the_timeline(
     assert "Delivery receipt: sent" in timeline
     assert "not applied (out of order or duplicate)" in timeline
     assert "message.delivered" in timeline
+    assert "Looked up at the provider" not in timeline
+
+
+def test_a_lookup_at_the_provider_is_on_the_timeline(
+    console: Console, api: ApiClient, runtime: Runtime, work: Callable[[], None], clock: FrozenClock
+) -> None:
+    """An attempt the sweep had looked up (no final receipt came) says so on the timeline."""
+    sid = start(api, ADA)
+    work()
+    clock.advance(600)
+    with runtime.sessions() as session, session.begin():
+        attempt = session.query(SendAttempt).filter_by(verification_sid=sid).one()
+        attempt.reconciled_at = clock.now()
+    timeline = console.html(f"/console/verifications/{sid}").split('id="timeline"', 1)[1]
+    assert "Looked up at the provider" in timeline
+    assert "attempt #1 · no final receipt had come" in timeline

@@ -164,7 +164,19 @@ def _core_entries(t: Timeline) -> list[Entry]:
 
 def _receipt_entries(t: Timeline) -> list[Entry]:
     numbers = {a.sid: a.number for a in t.attempts}
-    out = []
+    out = [
+        Entry(
+            a.reconciled_at,
+            "receipt",
+            "Looked up at the provider",
+            f"attempt #{a.number} · no final receipt had come, so the provider was asked where the"
+            " message stands; a receipt below is its answer, if it was news",
+            INFO,
+            f"lookup-{a.sid}",
+        )
+        for a in t.attempts
+        if a.reconciled_at is not None
+    ]
     for r in t.receipts:
         tone = {"delivered": GOOD, "undelivered": BAD, "failed": BAD}.get(r.status, INFO)
         parts = [f"attempt #{numbers.get(r.attempt_sid or '', '?')}"]
