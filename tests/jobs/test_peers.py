@@ -140,6 +140,20 @@ def test_a_lost_receipt_is_recovered_by_looking_the_message_up(
     assert jobs.sweep()["lookups"] == 0
 
 
+def test_a_lookup_after_the_receipt_came_asks_nothing(api, twilio_peer, work, runtime, public_url):
+    """A lookup job that finds its attempt concluded meanwhile (the receipt did come) does not call
+    the provider."""
+    add_twilio(api, twilio_peer)
+    twilio_peer.behave(accept("delivered"))
+    sid = api.start().json["sid"]
+    work()
+    twilio_peer.settle()
+    [attempt] = attempts_of(api, sid)
+    assert attempt["status"] == "delivered"
+    assert jobs.reconcile(attempt["attempt_sid"]) == "concluded"
+    assert [r.method for r in twilio_peer.requests] == ["POST"]
+
+
 def test_only_providers_that_can_look_a_message_up_are_asked(
     api, twilio_peer, gateways: Gateways, work, runtime, clock
 ):
