@@ -39,9 +39,16 @@ def page(key: str, items: list[Any], args: dict[str, Any]) -> dict[str, Any]:
     size, number = args["PageSize"], args["Page"]
     has_next = len(items) > size
     base = flask.request.base_url
+    # The list's filters stay in every page's URL, as Twilio's do: a client that follows
+    # next_page_url (the SDK's list() and stream()) keeps getting the list it asked for.
+    filters = [
+        (name, value)
+        for name, value in flask.request.args.items(multi=True)
+        if name not in PageArgs._declared_fields
+    ]
 
     def url(n: int) -> str:
-        return f"{base}?{urlencode({'PageSize': size, 'Page': n})}"
+        return f"{base}?{urlencode([*filters, ('PageSize', size), ('Page', n)])}"
 
     return {
         key: items[:size],
