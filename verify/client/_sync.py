@@ -179,7 +179,7 @@ class Verifications:
 
         A wrong code returns ``valid=False`` with ``status="pending"``. Raises
         ``MaxCheckAttemptsReached`` when the verification ran out of attempts,
-        ``VerificationNotPending`` (``verification_status`` approved/canceled/expired) when it is
+        ``VerificationNotPending`` (``verification_status`` approved/canceled/expired/failed) when it is
         finished, ``NotFoundError`` when nothing is pending for ``to``.
         """
         op = ops.check_verification(service_sid, code, to=to, verification_sid=verification_sid)

@@ -20,7 +20,7 @@ VerifyError                              every exception the client raises
 │   │   ├── GeoPermissionBlocked  403  60605  the destination's country is not allowed
 │   │   └── SmsToLandline         403  60205  the number is a landline and cannot receive SMS
 │   ├── NotFoundError             404  20404  no such resource
-│   │   └── VerificationNotPending 404 20404  the verification is approved, canceled or expired
+│   │   └── VerificationNotPending 404 20404  the verification is approved, canceled, expired or failed
 │   │                                         (``verification_status`` says which)
 │   ├── MethodNotAllowed          405  20004
 │   ├── IdempotencyConflict       409  20409  the same Idempotency-Key is still being processed
@@ -222,7 +222,7 @@ class NotFoundError(ApiError):
 
 class VerificationNotPending(NotFoundError):
     """The verification exists but is finished: ``verification_status`` is ``approved``,
-    ``canceled`` or ``expired``. Start a new verification to send a new code."""
+    ``canceled``, ``expired`` or ``failed``. Start a new verification to send a new code."""
 
 
 class MethodNotAllowed(ApiError):
