@@ -110,6 +110,9 @@ def test_request_errors(client: VerifyClient, tenant: Tenant, live_server: str) 
     with pytest.raises(InvalidParameter) as info:
         client.verifications.start(tenant.service_sid, "not a number")
     assert info.value.parameter == "To"
+    with pytest.raises(InvalidParameter) as info:  # the server names what it could not count
+        client.verifications.start(tenant.service_sid, TO, rate_limits={"no_such_limit": "x"})
+    assert info.value.parameter == "RateLimits"
     with pytest.raises(NotFoundError):
         client.verifications.check(tenant.service_sid, "123456", to=TO)
     with pytest.raises(AuthenticationError), VerifyClient(live_server, "AC0", "no") as stranger:
@@ -127,6 +130,9 @@ def test_services(client: VerifyClient, tenant: Tenant) -> None:
     )
     updated = client.services.update(created.sid, friendly_name="Renamed", code_ttl=120)
     assert (updated.friendly_name, updated.code_ttl, updated.code_length) == ("Renamed", 120, 8)
+    fallback = client.services.update(created.sid, fallback_channels=["email"], channel_timeout=45)
+    assert (fallback.fallback_channels, fallback.channel_timeout) == (["email"], 45)
+    assert client.services.fetch(created.sid).fallback_channels == ["email"]
     extra = [client.services.create(f"More {i}").sid for i in range(2)]
     listed = [s.sid for s in client.services.list(page_size=2)]
     assert sorted(listed) == sorted([tenant.service_sid, created.sid, *extra])

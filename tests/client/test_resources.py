@@ -61,6 +61,26 @@ def test_start_sends_twilio_parameters_and_parses_the_verification() -> None:
     assert v.raw["something_new"] == {"the": "future"}
 
 
+def test_start_sends_the_abuse_and_callback_parameters() -> None:
+    """StatusCallback, RateLimits (a JSON object) and RiskCheck, in Twilio's spelling."""
+    recorder = Recorder(httpx.Response(201, json=VERIFICATION))
+    recorder.client().verifications.start(
+        "VA1",
+        "+14155550123",
+        status_callback="https://app.example/verify-events",
+        rate_limits={"end_user_ip": "1.2.3.4"},
+        risk_check=False,
+    )
+    sent = form(recorder.requests[0])
+    assert json.loads(sent.pop("RateLimits")) == {"end_user_ip": "1.2.3.4"}
+    assert sent == {
+        "To": "+14155550123",
+        "Channel": "sms",
+        "StatusCallback": "https://app.example/verify-events",
+        "RiskCheck": "disable",
+    }
+
+
 def test_parsing_tolerates_missing_and_strange_fields() -> None:
     v = Verification.from_dict({"sid": "VE1", "send_code_attempts": "?", "date_created": "never"})
     assert (v.sid, v.status, v.send_code_attempts, v.date_created) == ("VE1", "", [], None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
@@ -127,6 +127,9 @@ class AsyncVerifications:
         custom_code: str | None = None,
         custom_friendly_name: str | None = None,
         device_ip: str | None = None,
+        status_callback: str | None = None,
+        rate_limits: Mapping[str, str] | None = None,
+        risk_check: bool | None = None,
         idempotency_key: str | None = None,
     ) -> Verification:
         op = ops.start_verification(
@@ -137,6 +140,9 @@ class AsyncVerifications:
             custom_code=custom_code,
             custom_friendly_name=custom_friendly_name,
             device_ip=device_ip,
+            status_callback=status_callback,
+            rate_limits=rate_limits,
+            risk_check=risk_check,
             idempotency_key=idempotency_key,
         )
         return await self._run(op)

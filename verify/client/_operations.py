@@ -52,6 +52,8 @@ class ServiceSettings(TypedDict, total=False):
     max_check_attempts: int
     max_send_attempts: int
     channels: Sequence[str]
+    fallback_channels: Sequence[str]
+    channel_timeout: int
     custom_code_enabled: bool
     do_not_share_warning_enabled: bool
     manual_approval_enabled: bool
@@ -166,6 +168,9 @@ def start_verification(
     custom_code: str | None,
     custom_friendly_name: str | None,
     device_ip: str | None,
+    status_callback: str | None,
+    rate_limits: Mapping[str, str] | None,
+    risk_check: bool | None,
     idempotency_key: str | None,
 ) -> Operation[Verification]:
     optional = {
@@ -173,6 +178,9 @@ def start_verification(
         "CustomCode": custom_code,
         "CustomFriendlyName": custom_friendly_name,
         "DeviceIp": device_ip,
+        "StatusCallback": status_callback,
+        "RateLimits": None if rate_limits is None else _wire(rate_limits),
+        "RiskCheck": None if risk_check is None else ("enable" if risk_check else "disable"),
     }
     form = {"To": to, "Channel": channel, **{k: v for k, v in optional.items() if v is not None}}
     key = idempotency_key or new_idempotency_key()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
@@ -144,6 +144,9 @@ class Verifications:
         custom_code: str | None = None,
         custom_friendly_name: str | None = None,
         device_ip: str | None = None,
+        status_callback: str | None = None,
+        rate_limits: Mapping[str, str] | None = None,
+        risk_check: bool | None = None,
         idempotency_key: str | None = None,
     ) -> Verification:
         """Send a code to ``to`` (E.164 phone number, or an email address for ``channel="email"``).
@@ -152,6 +155,11 @@ class Verifications:
         channel). Raises ``InvalidParameter`` (``parameter == "To"``) for a bad destination,
         ``MaxSendAttemptsReached`` after too many sends (see ``retry_after``), ``Blocked``
         subclasses when the destination may not be sent codes, ``ChannelDisabled``.
+
+        ``status_callback``: a URL that gets this verification's events, signed with the service's
+        callback secret. ``rate_limits``: the service's rate limits by unique name, with the value
+        each counts (e.g. ``{"end_user_ip": ip}``). ``risk_check=False`` skips the fraud rules where
+        the service allows it.
         """
         op = ops.start_verification(
             service_sid,
@@ -161,6 +169,9 @@ class Verifications:
             custom_code=custom_code,
             custom_friendly_name=custom_friendly_name,
             device_ip=device_ip,
+            status_callback=status_callback,
+            rate_limits=rate_limits,
+            risk_check=risk_check,
             idempotency_key=idempotency_key,
         )
         return self._run(op)

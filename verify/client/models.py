@@ -156,6 +156,8 @@ class Service:
     max_check_attempts: int | None
     max_send_attempts: int | None
     channels: list[str]
+    fallback_channels: list[str]
+    channel_timeout: int | None
     custom_code_enabled: bool | None
     do_not_share_warning_enabled: bool | None
     manual_approval_enabled: bool | None
@@ -176,6 +178,8 @@ class Service:
             max_check_attempts=_int(data, "max_check_attempts"),
             max_send_attempts=_int(data, "max_send_attempts"),
             channels=_strings(data, "channels"),
+            fallback_channels=_strings(data, "fallback_channels"),
+            channel_timeout=_int(data, "channel_timeout"),
             custom_code_enabled=_bool(data, "custom_code_enabled"),
             do_not_share_warning_enabled=_bool(data, "do_not_share_warning_enabled"),
             manual_approval_enabled=_bool(data, "manual_approval_enabled"),
