@@ -20,6 +20,9 @@ class PageArgs(ma.Schema):
     PageToken = ma.fields.String(load_default=None)
 
 
+PAGING = frozenset(PageArgs().fields)  # the parameters that choose a page, not the list
+
+
 class MetaSchema(ma.Schema):
     page = ma.fields.Integer()
     page_size = ma.fields.Integer()
@@ -44,7 +47,7 @@ def page(key: str, items: list[Any], args: dict[str, Any]) -> dict[str, Any]:
     filters = [
         (name, value)
         for name, value in flask.request.args.items(multi=True)
-        if name not in PageArgs._declared_fields
+        if name not in PAGING
     ]
 
     def url(n: int) -> str:
