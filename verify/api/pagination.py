@@ -45,9 +45,7 @@ def page(key: str, items: list[Any], args: dict[str, Any]) -> dict[str, Any]:
     # The list's filters stay in every page's URL, as Twilio's do: a client that follows
     # next_page_url (the SDK's list() and stream()) keeps getting the list it asked for.
     filters = [
-        (name, value)
-        for name, value in flask.request.args.items(multi=True)
-        if name not in PAGING
+        (name, value) for name, value in flask.request.args.items(multi=True) if name not in PAGING
     ]
 
     def url(n: int) -> str:
