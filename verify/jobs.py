@@ -11,7 +11,6 @@ from verify import abuse, metrics, retention
 from verify.delivery.attempts import stuck_attempts
 from verify.delivery.pipeline import Delivery
 from verify.delivery.providers import STATUS_LOOKUP_TYPES
-from verify.delivery.queue import FAILURE_TTL, RESULT_TTL
 from verify.delivery.receipts import due_lookups, match_stranded
 from verify.domain.verifications import VerificationService
 from verify.events.relay import Relay, WebhookQueue
@@ -112,14 +111,7 @@ def sweep() -> dict[str, int]:
     for sid in fallbacks:
         dispatcher.dispatch(sid)
     for sid in lookups:
-        rt.queue.enqueue(
-            "verify.jobs.reconcile",
-            sid,
-            job_id=f"reconcile-{sid}",
-            description=f"reconcile {sid}",
-            result_ttl=RESULT_TTL,
-            failure_ttl=FAILURE_TTL,
-        )
+        dispatcher.enqueue_lookup(sid)
     counts = {
         "expired": expired,
         "redriven": redriven,

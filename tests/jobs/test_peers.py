@@ -39,6 +39,18 @@ def events(runtime, subject: str) -> list[str]:
         )
 
 
+def delivered_through_twilio(api: ApiClient, peer, work) -> tuple[str, dict]:
+    """One start through the Twilio peer, which posts a delivered receipt: the verification's sid
+    and its one attempt."""
+    add_twilio(api, peer)
+    peer.behave(accept("delivered"))
+    sid = api.start().json["sid"]
+    work()
+    peer.settle()
+    [attempt] = attempts_of(api, sid)
+    return sid, attempt
+
+
 def stored_receipts(runtime) -> list[tuple[str, bool]]:
     with runtime.sessions() as s:
         rows = s.scalars(select(DeliveryReceipt).order_by(DeliveryReceipt.id))
@@ -143,12 +155,7 @@ def test_a_lost_receipt_is_recovered_by_looking_the_message_up(
 def test_a_lookup_after_the_receipt_came_asks_nothing(api, twilio_peer, work, runtime, public_url):
     """A lookup job that finds its attempt concluded meanwhile (the receipt did come) does not call
     the provider."""
-    add_twilio(api, twilio_peer)
-    twilio_peer.behave(accept("delivered"))
-    sid = api.start().json["sid"]
-    work()
-    twilio_peer.settle()
-    [attempt] = attempts_of(api, sid)
+    _, attempt = delivered_through_twilio(api, twilio_peer, work)
     assert attempt["status"] == "delivered"
     assert jobs.reconcile(attempt["attempt_sid"]) == "concluded"
     assert [r.method for r in twilio_peer.requests] == ["POST"]
@@ -182,12 +189,7 @@ def test_twilio_duplicate_and_late_receipts_change_nothing(
     api, twilio_peer, work, runtime, public_url
 ):
     """A repeated delivered and a late sent are answered 204 and move nothing back."""
-    add_twilio(api, twilio_peer)
-    twilio_peer.behave(accept("delivered"))
-    sid = api.start().json["sid"]
-    work()
-    twilio_peer.settle()
-    [attempt] = attempts_of(api, sid)
+    sid, attempt = delivered_through_twilio(api, twilio_peer, work)
     url = f"{public_url}/v2/Callbacks/{attempt['provider_sid']}"
     msg = message_id(runtime, attempt["attempt_sid"])
     assert twilio_peer.post_receipt(url, msg, "delivered").status_code == 204

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 DELIVER = "verify.jobs.deliver"
 CHANNEL_TIMEOUT = "verify.jobs.channel_timeout"
+RECONCILE = "verify.jobs.reconcile"
 TIMERS = "verify:delivery:timers"
 JOB_TIMEOUT = 60  # seconds RQ lets a delivery job run before it kills it
 RESULT_TTL = 600
@@ -131,11 +132,20 @@ class RQDispatcher:
         self._enqueue(attempt_sid, tries)
 
     def enqueue_timeout(self, attempt_sid: str) -> None:
+        self._enqueue_job(
+            CHANNEL_TIMEOUT, attempt_sid, timeout_job_id(attempt_sid), "channel timeout"
+        )
+
+    def enqueue_lookup(self, attempt_sid: str) -> None:
+        """Look the attempt's message up at its provider (a receipt that never came)."""
+        self._enqueue_job(RECONCILE, attempt_sid, f"reconcile-{attempt_sid}", "reconcile")
+
+    def _enqueue_job(self, func: str, attempt_sid: str, jid: str, what: str) -> None:
         self._queue.enqueue(
-            CHANNEL_TIMEOUT,
+            func,
             attempt_sid,
-            job_id=timeout_job_id(attempt_sid),
-            description=f"channel timeout {attempt_sid}",
+            job_id=jid,
+            description=f"{what} {attempt_sid}",
             job_timeout=JOB_TIMEOUT,
             result_ttl=RESULT_TTL,
             failure_ttl=FAILURE_TTL,
