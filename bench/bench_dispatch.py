@@ -36,7 +36,7 @@ import httpx  # noqa: E402
 from receiver import Receiver, receiving  # noqa: E402
 from rq import Queue  # noqa: E402
 from rq.job import Job  # noqa: E402
-from stack import CpuMeter, Numbers, Stack  # noqa: E402
+from stack import Argon2Params, CpuMeter, Numbers, Stack  # noqa: E402
 
 from verify.db import make_session_factory  # noqa: E402
 from verify.domain.clock import SystemClock  # noqa: E402
@@ -73,7 +73,13 @@ def make_attempts(stack: Stack, numbers: Numbers, start: int, count: int) -> lis
     settings = stack.settings
     assert stack.engine is not None
     sessions = make_session_factory(stack.engine)
-    hasher = CodeHasher(settings.code_peppers, time_cost=1, memory_cost_kib=1024, parallelism=1)
+    a2 = Argon2Params.default()
+    hasher = CodeHasher(
+        settings.code_peppers,
+        time_cost=a2.time_cost,
+        memory_cost_kib=a2.memory_cost_kib,
+        parallelism=a2.parallelism,
+    )
     collect = Collect()
     with sessions() as session:
         service = VerificationService(
@@ -433,12 +439,11 @@ def main() -> None:
             f"start latency: {args.requests} starts per run, 4 client threads, "
             f"gunicorn {args.workers}x{args.threads}, {args.workers_rq} workers delivering"
         )
-        from stack import Argon2Params
 
         # /readyz answers 200 only once a worker has been seen: start them first.
         workers = workers_running(stack, args.workers_rq)
         try:
-            stack.start_app(Argon2Params(1, 1024))
+            stack.start_app(Argon2Params.default())
             first = 0
             latencies: dict[int, list[float]] = {}
             for delay in (0, args.slow_ms, 0, args.slow_ms):

@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.settings = replace(stack.settings, env="test")
         worker = start_worker(stack)  # first: /readyz waits for a worker
         try:
-            stack.start_app(Argon2Params(1, 1024))
+            stack.start_app(Argon2Params.default())
             sim = Simulation(stack, args)
             if args.mode == "monitor":
                 with httpx.Client(base_url=sim.base, headers=stack.tenant.headers) as admin:

@@ -33,7 +33,7 @@ from sqlalchemy import Engine, select  # noqa: E402
 
 from tests import servers  # noqa: E402
 from verify import migrate  # noqa: E402
-from verify.config import Settings  # noqa: E402
+from verify.config import Argon2Settings, Settings  # noqa: E402
 from verify.db import make_engine, make_session_factory  # noqa: E402
 from verify.domain.accounts import AccountService  # noqa: E402
 from verify.domain.clock import SystemClock  # noqa: E402
@@ -54,6 +54,12 @@ class Argon2Params:
     time_cost: int
     memory_cost_kib: int
     parallelism: int = 1
+
+    @classmethod
+    def default(cls) -> Argon2Params:
+        """The product's defaults (``Argon2Settings``)."""
+        d = Argon2Settings()
+        return cls(d.time_cost, d.memory_cost_kib, d.parallelism)
 
     @classmethod
     def parse(cls, spec: str) -> Argon2Params:

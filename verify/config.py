@@ -28,7 +28,7 @@ class Argon2Settings:
     """argon2id cost parameters for stored codes (see docs/security.md for how they were chosen)."""
 
     time_cost: int = 1
-    memory_cost_kib: int = 1024
+    memory_cost_kib: int = 256
     parallelism: int = 1
 
 

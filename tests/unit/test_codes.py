@@ -78,6 +78,18 @@ def test_rotated_pepper_still_verifies_old_digests():
     assert not hasher(new).verify("VEx", "111111", stored)
 
 
+def test_digests_made_with_other_argon2_parameters_still_verify():
+    """A digest carries its own cost parameters: after VERIFY_ARGON2_* change (the default memory
+    went from 1024 to 256 KiB), codes hashed before still verify, and only with the right code."""
+    pepper = secrets.token_bytes(32)
+    before = CodeHasher([pepper], time_cost=1, memory_cost_kib=1024, parallelism=1)
+    after = CodeHasher([pepper], time_cost=1, memory_cost_kib=256, parallelism=1)
+    stored = before.hash("VEx", "246810")
+    assert "m=1024," in stored
+    assert after.verify("VEx", "246810", stored)
+    assert not after.verify("VEx", "246811", stored)
+
+
 def test_garbage_digest_is_a_mismatch_not_an_error():
     """A corrupt stored value makes verify return False."""
     assert not hasher().verify("VEx", "111111", "not-a-hash")
