@@ -73,7 +73,7 @@ def make_attempts(stack: Stack, numbers: Numbers, start: int, count: int) -> lis
     settings = stack.settings
     assert stack.engine is not None
     sessions = make_session_factory(stack.engine)
-    a2 = Argon2Params.default()
+    a2 = settings.argon2
     hasher = CodeHasher(
         settings.code_peppers,
         time_cost=a2.time_cost,
