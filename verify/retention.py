@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Delete, Select, delete, exists, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Delete, delete, exists, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from verify.config import Limits
 from verify.domain.lifecycle_store import APPROVED, CANCELED, EXPIRED, FAILED, MAX_ATTEMPTS
@@ -61,20 +61,14 @@ def purge_deliveries(session: Session, now: datetime, days: int, batch: int = BA
     """Delete up to ``batch`` ended deliveries older than ``days``; returns how many."""
     if days <= 0:
         return 0
-    due = (
-        select(WebhookDelivery.sid)
-        .where(
-            WebhookDelivery.status.in_(ENDED_DELIVERIES),
-            WebhookDelivery.date_updated < now - timedelta(days=days),
-        )
-        .order_by(WebhookDelivery.date_updated)
-        .limit(batch)
-    )
-    return _delete(
+    return _purge(
         session,
-        due,
-        lambda sids: delete(WebhookAttempt).where(WebhookAttempt.delivery_sid.in_(sids)),
-        lambda sids: delete(WebhookDelivery).where(WebhookDelivery.sid.in_(sids)),
+        WebhookDelivery.sid,
+        WebhookDelivery.status.in_(ENDED_DELIVERIES),
+        WebhookDelivery.date_updated < now - timedelta(days=days),
+        batch=batch,
+        order_by=WebhookDelivery.date_updated,
+        first=lambda sids: delete(WebhookAttempt).where(WebhookAttempt.delivery_sid.in_(sids)),
     )
 
 
@@ -83,16 +77,14 @@ def purge_events(session: Session, now: datetime, days: int, batch: int = BATCH)
     a webhook delivery; returns how many. Unpublished events wait for the relay, whatever their age."""
     if days <= 0:
         return 0
-    due = (
-        select(Event.id)
-        .where(
-            Event.published_at < now - timedelta(days=days),
-            ~exists().where(WebhookDelivery.event_sid == Event.sid),
-        )
-        .order_by(Event.published_at)
-        .limit(batch)
+    return _purge(
+        session,
+        Event.id,
+        Event.published_at < now - timedelta(days=days),
+        ~exists().where(WebhookDelivery.event_sid == Event.sid),
+        batch=batch,
+        order_by=Event.published_at,
     )
-    return _delete(session, due, lambda ids: delete(Event).where(Event.id.in_(ids)))
 
 
 def purge_verifications(session: Session, now: datetime, days: int, batch: int = BATCH) -> int:
@@ -101,16 +93,12 @@ def purge_verifications(session: Session, now: datetime, days: int, batch: int =
     if days <= 0:
         return 0
     # (status, expires_at) is indexed for the expiry sweep; this reads the same index.
-    due = (
-        select(Verification.sid)
-        .where(
-            Verification.status.in_(ENDED_VERIFICATIONS),
-            Verification.expires_at < now - timedelta(days=days),
-        )
-        .limit(batch)
-    )
-    return _delete(
-        session, due, lambda sids: delete(Verification).where(Verification.sid.in_(sids))
+    return _purge(
+        session,
+        Verification.sid,
+        Verification.status.in_(ENDED_VERIFICATIONS),
+        Verification.expires_at < now - timedelta(days=days),
+        batch=batch,
     )
 
 
@@ -119,16 +107,12 @@ def purge_stray_receipts(session: Session, now: datetime, days: int, batch: int 
     (receipts of attempts go with their verification); returns how many."""
     if days <= 0:
         return 0
-    due = (
-        select(DeliveryReceipt.id)
-        .where(
-            DeliveryReceipt.attempt_sid.is_(None),
-            DeliveryReceipt.date_created < now - timedelta(days=days),
-        )
-        .limit(batch)
-    )
-    return _delete(
-        session, due, lambda ids: delete(DeliveryReceipt).where(DeliveryReceipt.id.in_(ids))
+    return _purge(
+        session,
+        DeliveryReceipt.id,
+        DeliveryReceipt.attempt_sid.is_(None),
+        DeliveryReceipt.date_created < now - timedelta(days=days),
+        batch=batch,
     )
 
 
@@ -146,11 +130,24 @@ def purge_stale_streaks(session: Session, now: datetime, window: int, batch: int
     return len(keys)
 
 
-def _delete(session: Session, due: Select[Any], *deletes: Callable[[list[Any]], Delete]) -> int:
-    """In one transaction: the keys ``due`` selects, then each of ``deletes`` for them, in order."""
+def _purge(
+    session: Session,
+    key: InstrumentedAttribute[Any],
+    *where: ColumnElement[bool],
+    batch: int,
+    order_by: InstrumentedAttribute[Any] | None = None,
+    first: Callable[[list[Any]], Delete] | None = None,
+) -> int:
+    """In one transaction: up to ``batch`` values of ``key`` (a primary key) whose rows match
+    ``where``, oldest first by ``order_by``; then ``first`` for them (rows that refer to them), then
+    their rows."""
+    due = select(key).where(*where).limit(batch)
+    if order_by is not None:
+        due = due.order_by(order_by)
     with session.begin():
         keys = list(session.scalars(due))
         if keys:
-            for statement in deletes:
-                session.execute(statement(keys))
+            if first is not None:
+                session.execute(first(keys))
+            session.execute(delete(key.class_).where(key.in_(keys)))
     return len(keys)
