@@ -8,7 +8,6 @@ allowance anywhere. Rule counters are sliding windows (sorted sets) and conversi
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,7 +84,7 @@ for j = 1, nc do
   local p2 = ARGV[a + 2]
   local p3 = tonumber(ARGV[a + 3])
   a = a + 4
-  if kind == 'ev' or kind == 'ds' then
+  if kind == 'ds' then
     local n
     if dry then
       n = redis.call('ZCOUNT', k, now - p1 + 1, '+inf')
@@ -183,8 +182,7 @@ class Counters:
         for c in charges:
             args += [c.limit.interval * 1000, c.limit.max, 1 if c.limit.enforce else 0]
         for counter in counters:
-            member = counter.member or f"{now_ms}:{secrets.token_hex(4)}"
-            args += [counter.kind, counter.p1, member, counter.p3]
+            args += [counter.kind, counter.p1, counter.member, counter.p3]
         packed = SEP.join(str(arg) for arg in args)
         raw = self._script(keys=keys, args=[packed]) if keys else [0]
         values = [int(v) for v in raw]

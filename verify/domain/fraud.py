@@ -98,8 +98,8 @@ class SendFacts:
 
 @dataclass(frozen=True)
 class Counter:
-    """A Redis counter a rule reads: ``ev`` events in a window, ``ds`` distinct members in a
-    window, ``cv`` conversion buckets, ``bk`` a cool-down key's remaining time."""
+    """A Redis counter a rule reads: ``ds`` distinct members in a window, ``cv`` conversion
+    buckets, ``bk`` a cool-down key's remaining time."""
 
     key: str
     kind: str
