@@ -44,19 +44,32 @@ def test_a_public_name_is_pinned_to_the_address_that_was_checked():
     assert request.extensions["sni_hostname"] == "gateway.example"
 
 
-def test_every_request_is_resolved_and_judged_again():
-    """The pinned form of a URL is remembered per address, never the verdict: a name whose DNS
-    answer changes is sent to the new address, or refused when the new one is private."""
-    answers = iter(["93.184.216.34", "93.184.216.34", "151.101.1.69", "10.0.0.7"])
+def test_a_verdict_is_kept_for_half_a_minute_then_judged_again():
+    """Within VERDICT_TTL a URL is neither resolved nor judged again; after it, a name whose DNS
+    answer changed is sent to the new address, or refused when the new one is private."""
+    answers = iter(["93.184.216.34", "151.101.1.69", "10.0.0.7", "10.0.0.7"])
+    asked: list[str] = []
+
+    def dns(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return [next(answers)]
+
+    now = [100.0]
     seen, inner = recorder()
-    guarded = GuardedTransport(inner, resolver=lambda host, port: [next(answers)])
+    guarded = GuardedTransport(inner, resolver=dns, clock=lambda: now[0])
     with httpx.Client(transport=guarded) as client:
         for _ in range(3):
             client.post("https://gateway.example/send", content=b"{}")
+        now[0] += GuardedTransport.VERDICT_TTL
+        client.post("https://gateway.example/send", content=b"{}")
+        now[0] += GuardedTransport.VERDICT_TTL
         with pytest.raises(BlockedAddress):
             client.post("https://gateway.example/send", content=b"{}")
-    assert [r.url.host for r in seen] == ["93.184.216.34", "93.184.216.34", "151.101.1.69"]
+        with pytest.raises(BlockedAddress):  # a refusal is not kept: asked again, refused again
+            client.post("https://gateway.example/send", content=b"{}")
+    assert [r.url.host for r in seen] == ["93.184.216.34"] * 3 + ["151.101.1.69"]
     assert {r.headers["host"] for r in seen} == {"gateway.example"}
+    assert len(asked) == 4
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.7", "169.254.169.254", "::1"])

@@ -5,12 +5,14 @@ A URL's form is checked when the provider is configured (``check_urls``), and ev
 adapter makes goes through ``GuardedTransport``: the host is resolved, every address checked
 against the operator allowlist the webhooks use (``VERIFY_WEBHOOK_ALLOW_NETWORKS``), and the
 connection made to the checked address (Host header and TLS SNI keep the name; no second DNS
-lookup that could answer differently). Adapters follow no redirects.
+lookup that could answer differently). The verdict is kept for half a minute. Adapters follow no
+redirects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -50,37 +52,43 @@ def check_urls(
 class GuardedTransport(httpx.BaseTransport):
     """Resolves and checks each request's host, then sends it to the checked address.
 
-    The host is resolved and every address judged on every request; only the pinned form of a
-    URL for an address (httpx parses URLs in Python, at a cost close to the local HTTP exchange
-    itself) is remembered."""
+    A URL's verdict (the address it was pinned to, in the form httpx sends) is kept for
+    ``VERDICT_TTL`` seconds, as a resolver's cache would keep the answer: without it every message
+    would cost a DNS query, and httpx's URL parsing costs about as much as the local HTTP exchange.
+    Only checked addresses are ever connected to; a name whose DNS answer changes is judged again
+    when its verdict runs out."""
 
-    _PINNED_KEPT = 1024  # a provider's URLs are few; the memo starts over past this
+    VERDICT_TTL = 30.0
+    _KEPT = 1024  # a provider's URLs are few; the memo starts over past this
 
     def __init__(
         self,
         inner: httpx.BaseTransport,
         allow: Sequence[ssrf.Network] = (),
         resolver: ssrf.Resolver = ssrf.system_resolver,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._inner = inner
         self._allow = tuple(allow)
         self._resolver = resolver
-        self._pinned: dict[tuple[str, str], httpx.URL] = {}
+        self._clock = clock
+        self._verdicts: dict[str, tuple[float, httpx.URL, ssrf.Target]] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url)
-        try:
-            target = ssrf.resolve_target(url, self._allow, self._resolver)
-        except ssrf.UnsafeURL as exc:
-            raise BlockedAddress(str(exc), request=request) from None
-        key = (url, target.address)
-        pinned = self._pinned.get(key)
-        if pinned is None:
-            if len(self._pinned) >= self._PINNED_KEPT:
-                self._pinned.clear()
-            host = httpx.URL(target.pinned_url).host
-            pinned = self._pinned[key] = request.url.copy_with(host=host)
-        request.url = pinned
+        now = self._clock()
+        kept = self._verdicts.get(url)
+        if kept is None or now >= kept[0]:
+            try:
+                target = ssrf.resolve_target(url, self._allow, self._resolver)
+            except ssrf.UnsafeURL as exc:
+                self._verdicts.pop(url, None)
+                raise BlockedAddress(str(exc), request=request) from None
+            if len(self._verdicts) >= self._KEPT:
+                self._verdicts.clear()
+            pinned = request.url.copy_with(host=httpx.URL(target.pinned_url).host)
+            kept = self._verdicts[url] = (now + self.VERDICT_TTL, pinned, target)
+        _, request.url, target = kept
         request.headers["Host"] = target.host_header
         request.extensions = {**request.extensions, "sni_hostname": target.host}
         return self._inner.handle_request(request)
