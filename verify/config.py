@@ -55,7 +55,8 @@ class Limits:
     circuit_window: int = 60
     circuit_cooldown: int = 30
     # Seconds after which a message a provider accepted without a final receipt is looked up at
-    # the provider, once (providers that can: docs/delivery.md); 0 never looks.
+    # the provider, and between lookups for an hour while it has none (providers that can:
+    # docs/delivery.md); 0 never looks.
     reconcile_after: int = 600
     # Webhooks (docs/webhooks.md): relay period, tries per delivery, backoff, per-endpoint
     # concurrency, HTTP timeout (seconds).

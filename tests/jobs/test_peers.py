@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import re
 
-from sqlalchemy import select
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import ORMExecuteState
 
 from tests.conftest import ApiClient, code_in, make_tenant
 from tests.jobs.conftest import Gateways, add_twilio, add_vonage
 from tests.peers._server import accept, fail
 from tests.peers.smtp import SmtpPeer
 from verify import jobs
+from verify.delivery.providers import STATUS_LOOKUP_TYPES
+from verify.delivery.receipts import LOOKUP_WINDOW, due_lookups
 from verify.models import Event, SendAttempt
 from verify.models.delivery import DeliveryReceipt
 
@@ -129,8 +132,8 @@ def test_a_lost_receipt_is_recovered_by_looking_the_message_up(
     api, twilio_peer, work, runtime, clock, public_url
 ):
     """The message went undelivered at Twilio, but the callback never reached us: ten minutes on,
-    the sweep has a job ask Twilio, and the attempt shows what the receipt would have said. Each
-    message is looked up once."""
+    the sweep has a job ask Twilio, and the attempt shows what the receipt would have said. A
+    message with a final status is not looked up again."""
     add_twilio(api, twilio_peer)
     twilio_peer.behave(accept("sent", "undelivered", error_code="30003", lost=True))
     sid = api.start().json["sid"]
@@ -150,6 +153,9 @@ def test_a_lost_receipt_is_recovered_by_looking_the_message_up(
     assert "message.undelivered" in events(runtime, attempt["attempt_sid"])
     clock.advance(60)
     assert jobs.sweep()["lookups"] == 0
+    clock.advance(runtime.settings.limits.reconcile_after)
+    assert jobs.sweep()["lookups"] == 0
+    assert sum(r.method == "GET" for r in twilio_peer.requests) == 1
 
 
 def test_a_lookup_after_the_receipt_came_asks_nothing(api, twilio_peer, work, runtime, public_url):
@@ -165,7 +171,8 @@ def test_only_providers_that_can_look_a_message_up_are_asked(
     api, twilio_peer, gateways: Gateways, work, runtime, clock
 ):
     """A message Twilio still shows as sent stays sent; one through a gateway (no lookup in its
-    protocol) is never asked about."""
+    protocol) is never asked about, however often the sweep runs."""
+    after = runtime.settings.limits.reconcile_after
     add_twilio(api, twilio_peer, Priority=1)
     gateways.add(api, "gw", 2)
     twilio_peer.behave(accept("sent", lost=True))
@@ -176,13 +183,139 @@ def test_only_providers_that_can_look_a_message_up_are_asked(
     assert attempts_of(api, first)[0]["status"] == "sent"
     assert [a["status"] for a in attempts_of(api, second)] == ["failed", "sent"]
 
-    clock.advance(runtime.settings.limits.reconcile_after)
+    clock.advance(after)
     assert jobs.sweep()["lookups"] == 1
     work()
     assert attempts_of(api, first)[0]["status"] == "sent"
     assert stored_receipts(runtime) == [("sent", False)]  # kept, as a posted one would be
     assert sum(r.method == "GET" for r in twilio_peer.requests) == 1
     assert jobs.sweep()["lookups"] == 0
+
+    clock.advance(after)
+    assert jobs.sweep()["lookups"] == 1  # the Twilio message again, never the gateway's
+    work()
+    assert sum(r.method == "GET" for r in twilio_peer.requests) == 2
+    assert [r.method for r in gateways["gw"].requests] == ["POST"]
+    assert [a["status"] for a in attempts_of(api, second)] == ["failed", "sent"]
+
+
+def test_a_message_still_sent_is_looked_up_again_after_another_delay(
+    api, twilio_peer, work, runtime, clock
+):
+    """Twilio first answers sent: the message is not asked about again before another
+    VERIFY_RECONCILE_AFTER seconds, and is after it; the second answer, delivered, is applied."""
+    after = runtime.settings.limits.reconcile_after
+    add_twilio(api, twilio_peer)
+    twilio_peer.behave(accept("sent", lost=True))
+    sid = api.start().json["sid"]
+    work()
+    [attempt] = attempts_of(api, sid)
+    msg = message_id(runtime, attempt["attempt_sid"])
+
+    clock.advance(after)
+    assert jobs.sweep()["lookups"] == 1
+    work()
+    assert attempts_of(api, sid)[0]["status"] == "sent"
+    assert stored_receipts(runtime) == [("sent", False)]
+
+    twilio_peer.statuses[msg] = ("delivered", None)  # Twilio learnt the final status meanwhile
+    clock.advance(after - 1)
+    assert jobs.sweep()["lookups"] == 0  # its last lookup is too recent
+    work()
+    assert attempts_of(api, sid)[0]["status"] == "sent"
+    clock.advance(1)
+    assert jobs.sweep()["lookups"] == 1
+    work()
+    [attempt] = attempts_of(api, sid)
+    assert attempt["status"] == "delivered"
+    assert [r.method == "GET" and msg in r.path for r in twilio_peer.requests].count(True) == 2
+    assert stored_receipts(runtime) == [("sent", False), ("delivered", True)]
+    assert events(runtime, attempt["attempt_sid"]).count("message.delivered") == 1
+    clock.advance(after)
+    assert jobs.sweep()["lookups"] == 0  # final: never asked again
+
+
+def test_a_lookup_job_lost_after_its_claim_is_retried(api, twilio_peer, work, runtime, clock):
+    """The sweep claimed the attempt, then its lookup job was lost (Redis lost its data): no sweep
+    asks again while the claim is fresh, and one does once VERIFY_RECONCILE_AFTER seconds more have
+    passed; the attempt then gets its final status."""
+    after = runtime.settings.limits.reconcile_after
+    add_twilio(api, twilio_peer)
+    twilio_peer.behave(accept("sent", "delivered", lost=True))
+    sid = api.start().json["sid"]
+    work()
+
+    clock.advance(after)
+    assert jobs.sweep()["lookups"] == 1
+    runtime.queue.empty()  # the job is gone before any worker ran it
+    work()
+    assert not any(r.method == "GET" for r in twilio_peer.requests)
+    assert attempts_of(api, sid)[0]["status"] == "sent"
+    assert jobs.sweep()["lookups"] == 0
+    clock.advance(after - 1)
+    assert jobs.sweep()["lookups"] == 0
+
+    clock.advance(1)
+    assert jobs.sweep()["lookups"] == 1
+    work()
+    assert sum(r.method == "GET" for r in twilio_peer.requests) == 1
+    assert attempts_of(api, sid)[0]["status"] == "delivered"
+    assert stored_receipts(runtime) == [("delivered", True)]
+
+
+def test_of_two_concurrent_sweeps_one_claims_each_lookup(api, twilio_peer, work, runtime, clock):
+    """Another sweep claims the attempt between this sweep's scan and its claim: this one claims
+    nothing, so the message is looked up once in that round."""
+    after = runtime.settings.limits.reconcile_after
+    add_twilio(api, twilio_peer)
+    twilio_peer.behave(accept("sent", lost=True))
+    sid = api.start().json["sid"]
+    work()
+    [attempt] = attempts_of(api, sid)
+    clock.advance(after)
+    now = clock.now()
+
+    def the_other_sweep_claims_first(state: ORMExecuteState) -> None:
+        if state.is_update:
+            claim = update(SendAttempt).where(SendAttempt.sid == attempt["attempt_sid"])
+            session.connection().execute(claim.values(reconciled_at=now))
+
+    with runtime.sessions() as session, session.begin():
+        event.listen(session, "do_orm_execute", the_other_sweep_claims_first)
+        assert due_lookups(session, now, after, STATUS_LOOKUP_TYPES) == []
+    assert jobs.sweep()["lookups"] == 0  # claimed (by the other sweep) until another delay
+    clock.advance(after)
+    assert jobs.sweep()["lookups"] == 1
+
+
+def test_no_lookup_once_the_window_has_passed(api, twilio_peer, work, runtime, clock):
+    """A message Twilio keeps showing as sent is looked up every VERIFY_RECONCILE_AFTER seconds
+    while it was created at most LOOKUP_WINDOW before that delay, and never after."""
+    after = runtime.settings.limits.reconcile_after
+    window = int(LOOKUP_WINDOW.total_seconds())
+    assert window % after == 0  # the arithmetic below
+    assert window // after > 1
+    add_twilio(api, twilio_peer)
+    twilio_peer.behave(accept("sent", lost=True))
+    sid = api.start().json["sid"]  # created now
+    work()
+
+    looked_up = 0
+    for _ in range(window // after):  # at after, 2 * after, ... after + window - after
+        clock.advance(after)
+        looked_up += jobs.sweep()["lookups"]
+        work()
+    assert looked_up == window // after
+    assert sum(r.method == "GET" for r in twilio_peer.requests) == window // after
+
+    clock.advance(after - 1)  # created after + window - 1 seconds ago: in, but asked too recently
+    assert jobs.sweep()["lookups"] == 0
+    clock.advance(1)  # its claim has expired, but it was created after + window ago: out
+    assert jobs.sweep()["lookups"] == 0
+    clock.advance(after)
+    assert jobs.sweep()["lookups"] == 0
+    assert sum(r.method == "GET" for r in twilio_peer.requests) == window // after
+    assert attempts_of(api, sid)[0]["status"] == "sent"
 
 
 def test_twilio_duplicate_and_late_receipts_change_nothing(

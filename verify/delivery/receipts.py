@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -209,8 +209,10 @@ def apply_early_receipts(
 # How far back the sweep looks for stranded receipts: the race that strands one lasts milliseconds,
 # and the sweep runs every VERIFY_SWEEP_INTERVAL seconds.
 STRANDED_WINDOW = timedelta(minutes=10)
-# Sent attempts older than this past VERIFY_RECONCILE_AFTER are not looked up any more (the sweep
-# missed them for an hour, or the provider keeps no such message): the scan stays small.
+# Sent attempts older than this past VERIFY_RECONCILE_AFTER are not looked up any more: one without
+# a final status is looked up every VERIFY_RECONCILE_AFTER seconds within it (at most 6 times at the
+# defaults), and past it the provider is unlikely to know more, or keeps no such message. The scan
+# stays small.
 LOOKUP_WINDOW = timedelta(hours=1)
 
 
@@ -240,11 +242,17 @@ def due_lookups(
     session: Session, now: datetime, after: int, lookup_types: tuple[str, ...], batch: int = 500
 ) -> list[str]:
     """Claim the attempts created at least ``after`` seconds (and at most an hour more) ago whose
-    message a provider of one of ``lookup_types`` accepted, with no final receipt since and never
-    looked up: marked looked up, so each is looked up once. Returns their sids."""
+    message a provider of one of ``lookup_types`` accepted, with no final receipt since, and never
+    looked up or last looked up at least ``after`` seconds ago: ``reconciled_at`` (when last
+    claimed) is set to ``now``. So a message without a final status is looked up every ``after``
+    seconds while it is in the window, and a lookup job lost after its claim is retried by a later
+    sweep. Returns their sids."""
     if after <= 0 or not lookup_types:
         return []
-    oldest, newest = now - timedelta(seconds=after) - LOOKUP_WINDOW, now - timedelta(seconds=after)
+    delay = timedelta(seconds=after)
+    oldest, newest = now - delay - LOOKUP_WINDOW, now - delay
+    # Never claimed, or the last claim expired (its answer was not final, or its job was lost).
+    unclaimed = or_(SendAttempt.reconciled_at.is_(None), SendAttempt.reconciled_at <= newest)
     due = list(
         session.scalars(
             select(SendAttempt.sid)
@@ -254,7 +262,7 @@ def due_lookups(
                 SendAttempt.status == "sent",
                 SendAttempt.date_created > oldest,
                 SendAttempt.date_created <= newest,
-                SendAttempt.reconciled_at.is_(None),
+                unclaimed,
                 Provider.type.in_(lookup_types),
             )
             .limit(batch)
@@ -262,9 +270,10 @@ def due_lookups(
     )
     if not due:
         return []
+    # The same condition guards the claim: of two concurrent sweeps, one claims each attempt.
     claimed = session.scalars(
         update(SendAttempt)
-        .where(SendAttempt.sid.in_(due), SendAttempt.reconciled_at.is_(None))
+        .where(SendAttempt.sid.in_(due), unclaimed)
         .values(reconciled_at=now)
         .returning(SendAttempt.sid)
     )

@@ -201,7 +201,7 @@ class SendAttempt(Base):
     retry_at: Mapped[datetime | None]
     replaces_sid: Mapped[str | None] = mapped_column(String(34))
     delivered_at: Mapped[datetime | None]
-    # When the sweep asked the provider where a message with no final receipt stands (once).
+    # When the sweep last asked the provider where a message with no final receipt stands.
     reconciled_at: Mapped[datetime | None]
 
     __table_args__ = (
