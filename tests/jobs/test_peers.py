@@ -54,6 +54,18 @@ def delivered_through_twilio(api: ApiClient, peer, work) -> tuple[str, dict]:
     return sid, attempt
 
 
+def sent_through_twilio_receipts_lost(
+    api: ApiClient, peer, work, *statuses: str, error_code: str | None = None
+) -> str:
+    """One start through the Twilio peer, which reaches ``statuses`` (default: sent) but whose
+    receipts never reach us: the verification's sid."""
+    add_twilio(api, peer)
+    peer.behave(accept(*(statuses or ("sent",)), error_code=error_code, lost=True))
+    sid = api.start().json["sid"]
+    work()
+    return str(sid)
+
+
 def stored_receipts(runtime) -> list[tuple[str, bool]]:
     with runtime.sessions() as s:
         rows = s.scalars(select(DeliveryReceipt).order_by(DeliveryReceipt.id))
@@ -134,10 +146,9 @@ def test_a_lost_receipt_is_recovered_by_looking_the_message_up(
     """The message went undelivered at Twilio, but the callback never reached us: ten minutes on,
     the sweep has a job ask Twilio, and the attempt shows what the receipt would have said. A
     message with a final status is not looked up again."""
-    add_twilio(api, twilio_peer)
-    twilio_peer.behave(accept("sent", "undelivered", error_code="30003", lost=True))
-    sid = api.start().json["sid"]
-    work()
+    sid = sent_through_twilio_receipts_lost(
+        api, twilio_peer, work, "sent", "undelivered", error_code="30003"
+    )
     assert twilio_peer.receipt_responses == []
     assert attempts_of(api, sid)[0]["status"] == "sent"
     assert jobs.sweep()["lookups"] == 0  # too early: receipts may still come
@@ -205,10 +216,7 @@ def test_a_message_still_sent_is_looked_up_again_after_another_delay(
     """Twilio first answers sent: the message is not asked about again before another
     VERIFY_RECONCILE_AFTER seconds, and is after it; the second answer, delivered, is applied."""
     after = runtime.settings.limits.reconcile_after
-    add_twilio(api, twilio_peer)
-    twilio_peer.behave(accept("sent", lost=True))
-    sid = api.start().json["sid"]
-    work()
+    sid = sent_through_twilio_receipts_lost(api, twilio_peer, work)
     [attempt] = attempts_of(api, sid)
     msg = message_id(runtime, attempt["attempt_sid"])
 
@@ -240,10 +248,7 @@ def test_a_lookup_job_lost_after_its_claim_is_retried(api, twilio_peer, work, ru
     asks again while the claim is fresh, and one does once VERIFY_RECONCILE_AFTER seconds more have
     passed; the attempt then gets its final status."""
     after = runtime.settings.limits.reconcile_after
-    add_twilio(api, twilio_peer)
-    twilio_peer.behave(accept("sent", "delivered", lost=True))
-    sid = api.start().json["sid"]
-    work()
+    sid = sent_through_twilio_receipts_lost(api, twilio_peer, work, "sent", "delivered")
 
     clock.advance(after)
     assert jobs.sweep()["lookups"] == 1
@@ -267,10 +272,7 @@ def test_of_two_concurrent_sweeps_one_claims_each_lookup(api, twilio_peer, work,
     """Another sweep claims the attempt between this sweep's scan and its claim: this one claims
     nothing, so the message is looked up once in that round."""
     after = runtime.settings.limits.reconcile_after
-    add_twilio(api, twilio_peer)
-    twilio_peer.behave(accept("sent", lost=True))
-    sid = api.start().json["sid"]
-    work()
+    sid = sent_through_twilio_receipts_lost(api, twilio_peer, work)
     [attempt] = attempts_of(api, sid)
     clock.advance(after)
     now = clock.now()
@@ -295,10 +297,7 @@ def test_no_lookup_once_the_window_has_passed(api, twilio_peer, work, runtime, c
     window = int(LOOKUP_WINDOW.total_seconds())
     assert window % after == 0  # the arithmetic below
     assert window // after > 1
-    add_twilio(api, twilio_peer)
-    twilio_peer.behave(accept("sent", lost=True))
-    sid = api.start().json["sid"]  # created now
-    work()
+    sid = sent_through_twilio_receipts_lost(api, twilio_peer, work)  # created now
 
     looked_up = 0
     for _ in range(window // after):  # at after, 2 * after, ... after + window - after
