@@ -229,18 +229,33 @@ def test_delivery_receipts_on_the_timeline(
     assert "not applied (out of order or duplicate)" in timeline
     assert "message.delivered" in timeline
     assert "Looked up at the provider" not in timeline
+    assert "Looked-up status" not in timeline
 
 
 def test_a_lookup_at_the_provider_is_on_the_timeline(
     console: Console, api: ApiClient, runtime: Runtime, work: Callable[[], None], clock: FrozenClock
 ) -> None:
-    """An attempt the sweep had looked up (no final receipt came) says so on the timeline."""
+    """An attempt the sweep had looked up (no final receipt came) says so on the timeline, and
+    the provider's answer reads as looked up, not as a receipt it posted."""
     sid = start(api, ADA)
     work()
     clock.advance(600)
     with runtime.sessions() as session, session.begin():
         attempt = session.query(SendAttempt).filter_by(verification_sid=sid).one()
         attempt.reconciled_at = clock.now()
-    timeline = console.html(f"/console/verifications/{sid}").split('id="timeline"', 1)[1]
+        row = DeliveryReceipt(
+            account_sid=attempt.account_sid, provider_sid="PN" + "0" * 32,
+            provider_message_id="m-1", attempt_sid=attempt.sid, status="delivered",
+            reason_code=None, raw_code=None, applied=False, source="lookup",
+            occurred_at=clock.now(), date_created=clock.now(),
+        )  # fmt: skip
+        session.add(row)
+        session.flush()
+        receipts.apply(session, attempt, row, clock.now(), lambda _: None)
+    html = console.html(f"/console/verifications/{sid}")
+    assert diagnosis(html).startswith("good: Delivered to the handset by console (attempt #1)")
+    timeline = html.split('id="timeline"', 1)[1]
     assert "Looked up at the provider" in timeline
     assert "attempt #1 · no final receipt had come" in timeline
+    assert "Looked-up status: delivered" in timeline
+    assert "Delivery receipt:" not in timeline

@@ -66,10 +66,11 @@ def sent_through_twilio_receipts_lost(
     return str(sid)
 
 
-def stored_receipts(runtime) -> list[tuple[str, bool]]:
+def stored_receipts(runtime) -> list[tuple[str, bool, str]]:
+    """Every stored receipt as (status, applied, source), in arrival order."""
     with runtime.sessions() as s:
         rows = s.scalars(select(DeliveryReceipt).order_by(DeliveryReceipt.id))
-        return [(r.status, r.applied) for r in rows]
+        return [(r.status, r.applied, r.source) for r in rows]
 
 
 # -- failover ------------------------------------------------------------------------------------
@@ -137,6 +138,12 @@ def test_twilio_receipts_mark_the_attempt_delivered(api, twilio_peer, work, runt
     assert twilio_peer.receipt_responses == [204, 204, 204]
     [attempt] = attempts_of(api, sid)
     assert attempt["status"] == "delivered"
+    detail = api.get(f"/v2/Attempts/{attempt['attempt_sid']}").json
+    assert [(r["status"], r["source"]) for r in detail["receipts"]] == [
+        ("queued", "callback"),
+        ("sent", "callback"),
+        ("delivered", "callback"),
+    ]
     assert events(runtime, attempt["attempt_sid"]).count("message.delivered") == 1
 
 
@@ -160,7 +167,9 @@ def test_a_lost_receipt_is_recovered_by_looking_the_message_up(
     assert (attempt["status"], attempt["reason_code"]) == ("undelivered", "unreachable_destination")
     msg = message_id(runtime, attempt["attempt_sid"])
     assert any(r.method == "GET" and msg in r.path for r in twilio_peer.requests)
-    assert stored_receipts(runtime) == [("undelivered", True)]
+    assert stored_receipts(runtime) == [("undelivered", True, "lookup")]
+    detail = api.get(f"/v2/Attempts/{attempt['attempt_sid']}").json
+    assert [(r["status"], r["source"]) for r in detail["receipts"]] == [("undelivered", "lookup")]
     assert "message.undelivered" in events(runtime, attempt["attempt_sid"])
     clock.advance(60)
     assert jobs.sweep()["lookups"] == 0
@@ -198,7 +207,7 @@ def test_only_providers_that_can_look_a_message_up_are_asked(
     assert jobs.sweep()["lookups"] == 1
     work()
     assert attempts_of(api, first)[0]["status"] == "sent"
-    assert stored_receipts(runtime) == [("sent", False)]  # kept, as a posted one would be
+    assert stored_receipts(runtime) == [("sent", False, "lookup")]  # kept, as if posted
     assert sum(r.method == "GET" for r in twilio_peer.requests) == 1
     assert jobs.sweep()["lookups"] == 0
 
@@ -224,7 +233,7 @@ def test_a_message_still_sent_is_looked_up_again_after_another_delay(
     assert jobs.sweep()["lookups"] == 1
     work()
     assert attempts_of(api, sid)[0]["status"] == "sent"
-    assert stored_receipts(runtime) == [("sent", False)]
+    assert stored_receipts(runtime) == [("sent", False, "lookup")]
 
     twilio_peer.statuses[msg] = ("delivered", None)  # Twilio learnt the final status meanwhile
     clock.advance(after - 1)
@@ -237,7 +246,7 @@ def test_a_message_still_sent_is_looked_up_again_after_another_delay(
     [attempt] = attempts_of(api, sid)
     assert attempt["status"] == "delivered"
     assert [r.method == "GET" and msg in r.path for r in twilio_peer.requests].count(True) == 2
-    assert stored_receipts(runtime) == [("sent", False), ("delivered", True)]
+    assert stored_receipts(runtime) == [("sent", False, "lookup"), ("delivered", True, "lookup")]
     assert events(runtime, attempt["attempt_sid"]).count("message.delivered") == 1
     clock.advance(after)
     assert jobs.sweep()["lookups"] == 0  # final: never asked again
@@ -265,7 +274,7 @@ def test_a_lookup_job_lost_after_its_claim_is_retried(api, twilio_peer, work, ru
     work()
     assert sum(r.method == "GET" for r in twilio_peer.requests) == 1
     assert attempts_of(api, sid)[0]["status"] == "delivered"
-    assert stored_receipts(runtime) == [("delivered", True)]
+    assert stored_receipts(runtime) == [("delivered", True, "lookup")]
 
 
 def test_of_two_concurrent_sweeps_one_claims_each_lookup(api, twilio_peer, work, runtime, clock):
@@ -327,7 +336,10 @@ def test_twilio_duplicate_and_late_receipts_change_nothing(
     assert twilio_peer.post_receipt(url, msg, "delivered").status_code == 204
     assert twilio_peer.post_receipt(url, msg, "sent").status_code == 204
     assert attempts_of(api, sid)[0]["status"] == "delivered"
-    assert stored_receipts(runtime) == [("delivered", True), ("sent", False)]
+    assert stored_receipts(runtime) == [
+        ("delivered", True, "callback"),
+        ("sent", False, "callback"),
+    ]
     assert events(runtime, attempt["attempt_sid"]).count("message.delivered") == 1
 
 

@@ -53,6 +53,12 @@ class DeliveryReceiptSchema(ma.Schema):
     status = ma.fields.String()
     reason_code = ma.fields.String(allow_none=True)
     applied = ma.fields.Boolean(metadata={"description": "false: late, out of order, or unmatched"})
+    source = ma.fields.String(
+        metadata={
+            "description": "callback: posted by the provider; lookup: the provider's answer when "
+            "no final receipt had come and it was asked"
+        }
+    )
     date_created = TwilioDateTime()
     occurred_at = TwilioDateTime(allow_none=True)
 

@@ -170,7 +170,7 @@ def _receipt_entries(t: Timeline) -> list[Entry]:
             "receipt",
             "Looked up at the provider",
             f"attempt #{a.number} · no final receipt had come, so the provider was asked where the"
-            " message stands; a receipt below is its answer, if it was news",
+            " message stands; a looked-up status below is its answer, if it was news",
             INFO,
             f"lookup-{a.sid}",
         )
@@ -190,7 +190,9 @@ def _receipt_entries(t: Timeline) -> list[Entry]:
             Entry(
                 r.date_created,
                 "receipt",
-                f"Delivery receipt: {r.status}",
+                f"Looked-up status: {r.status}"
+                if r.source == "lookup"
+                else f"Delivery receipt: {r.status}",
                 " · ".join(parts),
                 tone,
                 str(r.id),

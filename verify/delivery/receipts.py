@@ -84,7 +84,9 @@ class ReceiptService:
             for receipt in receipts:
                 if receipt.status not in RECEIPT_STATUSES:
                     continue
-                applied += self._store(account_sid, provider_sid, receipt, now, created.append)
+                applied += self._store(
+                    account_sid, provider_sid, receipt, "callback", now, created.append
+                )
         for sid in created:
             self._dispatcher.dispatch(sid)
         return applied
@@ -111,7 +113,8 @@ class ReceiptService:
             return "unknown"
         created: list[str] = []
         with self._session.begin():
-            self._store(account_sid, provider_sid, receipt, self._clock.now(), created.append)
+            now = self._clock.now()
+            self._store(account_sid, provider_sid, receipt, "lookup", now, created.append)
         for sid in created:
             self._dispatcher.dispatch(sid)
         return receipt.status
@@ -121,6 +124,7 @@ class ReceiptService:
         account_sid: str,
         provider_sid: str,
         receipt: Receipt,
+        source: str,
         now: datetime,
         dispatch: Dispatch,
     ) -> int:
@@ -143,6 +147,7 @@ class ReceiptService:
                 reason_code=_cut(receipt.reason),
                 raw_code=_cut(receipt.raw_code),
                 applied=False,
+                source=source,
                 occurred_at=receipt.at,
                 date_created=now,
             )

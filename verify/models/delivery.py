@@ -34,7 +34,8 @@ class Provider(Base):
 
 
 class DeliveryReceipt(Base):
-    """A delivery receipt as a provider posted it: each step of an attempt, kept for the operator.
+    """A delivery receipt as a provider posted it, or as its answer when asked (``source``): each
+    step of an attempt, kept for the operator.
 
     ``applied`` is false for a receipt that arrived after a later state (out of order) or before its
     attempt was known; an exact duplicate is not stored twice (the unique index).
@@ -62,5 +63,7 @@ class DeliveryReceipt(Base):
     reason_code: Mapped[str | None] = mapped_column(String(64))
     raw_code: Mapped[str | None] = mapped_column(String(64))
     applied: Mapped[bool] = mapped_column(Boolean, default=False)
+    # callback: posted by the provider; lookup: its answer when the sweep asked (receipts.reconcile)
+    source: Mapped[str] = mapped_column(String(8), default="callback", server_default="callback")
     occurred_at: Mapped[datetime | None]
     date_created: Mapped[datetime]
