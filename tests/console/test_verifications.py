@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import flask
 import pytest
+from sqlalchemy.orm import Session
 
 from tests.conftest import ApiClient, Tenant, delivered_code, make_tenant
 from tests.console.conftest import Console, start
@@ -201,6 +202,24 @@ def test_diagnosis_when_the_verification_ended_first(
     )
 
 
+def receive(
+    session: Session,
+    attempt: SendAttempt,
+    status: str,
+    clock: FrozenClock,
+    source: str = "callback",
+) -> None:
+    """Store a receipt for ``attempt`` and apply it, as the delivery area does."""
+    row = DeliveryReceipt(
+        account_sid=attempt.account_sid, provider_sid="PN" + "0" * 32, provider_message_id="m-1",
+        attempt_sid=attempt.sid, status=status, reason_code=None, raw_code=None, applied=False,
+        source=source, occurred_at=clock.now(), date_created=clock.now(),
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    receipts.apply(session, attempt, row, clock.now(), lambda _: None)
+
+
 def test_delivery_receipts_on_the_timeline(
     console: Console, api: ApiClient, runtime: Runtime, work: Callable[[], None], clock: FrozenClock
 ) -> None:
@@ -212,15 +231,7 @@ def test_delivery_receipts_on_the_timeline(
     with runtime.sessions() as session, session.begin():
         attempt = session.query(SendAttempt).filter_by(verification_sid=sid).one()
         for status in ("delivered", "sent"):
-            row = DeliveryReceipt(
-                account_sid=attempt.account_sid, provider_sid="PN" + "0" * 32,
-                provider_message_id="m-1", attempt_sid=attempt.sid, status=status,
-                reason_code=None, raw_code=None, applied=False, occurred_at=clock.now(),
-                date_created=clock.now(),
-            )  # fmt: skip
-            session.add(row)
-            session.flush()
-            receipts.apply(session, attempt, row, clock.now(), lambda _: None)
+            receive(session, attempt, status, clock)
     html = console.html(f"/console/verifications/{sid}")
     assert diagnosis(html).startswith("good: Delivered to the handset by console (attempt #1)")
     timeline = html.split('id="timeline"', 1)[1]
@@ -243,15 +254,7 @@ def test_a_lookup_at_the_provider_is_on_the_timeline(
     with runtime.sessions() as session, session.begin():
         attempt = session.query(SendAttempt).filter_by(verification_sid=sid).one()
         attempt.reconciled_at = clock.now()
-        row = DeliveryReceipt(
-            account_sid=attempt.account_sid, provider_sid="PN" + "0" * 32,
-            provider_message_id="m-1", attempt_sid=attempt.sid, status="delivered",
-            reason_code=None, raw_code=None, applied=False, source="lookup",
-            occurred_at=clock.now(), date_created=clock.now(),
-        )  # fmt: skip
-        session.add(row)
-        session.flush()
-        receipts.apply(session, attempt, row, clock.now(), lambda _: None)
+        receive(session, attempt, "delivered", clock, source="lookup")
     html = console.html(f"/console/verifications/{sid}")
     assert diagnosis(html).startswith("good: Delivered to the handset by console (attempt #1)")
     timeline = html.split('id="timeline"', 1)[1]
