@@ -13,13 +13,25 @@ from verify.runtime import Runtime
 TO = "+14155550123"
 
 
+class Seen(list[str]):
+    """The statements run, and for each whether the driver ran it in autocommit mode (on
+    PostgreSQL: with no BEGIN before it and no COMMIT after it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.autocommit: list[bool] = []
+
+
 @contextmanager
-def statements(runtime: Runtime) -> Iterator[list[str]]:
-    seen: list[str] = []
+def statements(runtime: Runtime) -> Iterator[Seen]:
+    seen = Seen()
 
     def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
         if not statement.startswith("BEGIN"):  # SQLite's transactions start with a statement
             seen.append(" ".join(statement.split()))
+            seen.autocommit.append(
+                getattr(conn.connection.dbapi_connection, "autocommit", None) is True
+            )
 
     event.listen(runtime.engine, "before_cursor_execute", record)
     try:
@@ -52,6 +64,7 @@ def test_a_first_start_writes_in_one_statement_on_postgresql(
     if runtime.engine.dialect.name == "postgresql":
         assert len(seen) == 1, seen
         assert seen[0].startswith("WITH new_verification AS (INSERT INTO verifications")
+        assert seen.autocommit == [True]  # atomic on its own: no BEGIN/COMMIT round trips
     else:  # the verification, its attempt, its events
         assert [s.split(" (")[0] for s in seen] == [
             "INSERT INTO verifications",
@@ -67,9 +80,15 @@ def test_a_first_start_writes_in_one_statement_on_postgresql(
 
 def test_a_resend_writes_nothing_twice(api: ApiClient, runtime: Runtime) -> None:
     sid = api.start(TO).json["sid"]
-    r = api.start(TO)
+    with statements(runtime) as seen:
+        r = api.start(TO)
     assert r.status_code == 201
     assert r.json["sid"] == sid
+    if runtime.engine.dialect.name == "postgresql":
+        # The first start's statement found the pending verification and wrote nothing; the
+        # resend that follows is one transaction again.
+        assert seen.autocommit[0] is True
+        assert len(seen) > 2 and not any(seen.autocommit[1:]), seen
     assert len(r.json["send_code_attempts"]) == 2
     count, attempts, events = written(runtime, sid)
     assert count == 1

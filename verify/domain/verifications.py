@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table
+from sqlalchemy import Connection, Insert, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -108,7 +108,7 @@ class VerificationService(Lifecycle):
         self, account_sid: str, service_sid: str, destination: Destination, req: StartRequest
     ) -> tuple[Outcome, SendAttempt]:
         retry_after = None
-        with self._session.begin():
+        with self._session.begin():  # reads only when the service or the rules are not cached
             service = self._service(account_sid, service_sid)
             if req.channel not in service.channels:
                 raise ChannelDisabled(f"The {req.channel} channel is not enabled on this service")
@@ -124,16 +124,16 @@ class VerificationService(Lifecycle):
                     SendContext(account_sid, service_sid, destination, req.channel, req, None)
                 )
             )
-            fresh = self._new(service, destination, req, now, test_code, screening)
-            # Most starts are for a destination with nothing pending: the verification, its
-            # attempt and their events are written together unless a pending verification
-            # exists, and only then the resend path runs. (A blocked send is not pending, so the
-            # unique index cannot tell: look first.)
-            if screening.block is None:
-                attempt = self._attempt(fresh, req.channel, now, screening)
-                if self._create(fresh, attempt, self._events(fresh, attempt, True, now)):
-                    self._gate.record(self._session, screening, fresh, attempt, now)
-                    return Outcome(fresh, [attempt]), attempt
+        fresh = self._new(service, destination, req, now, test_code, screening)
+        # Most starts are for a destination with nothing pending: the verification, its attempt
+        # and their events are written together unless a pending verification exists, and only
+        # then the resend path runs. (A blocked send is not pending, so the unique index cannot
+        # tell: look first.)
+        if screening.block is None:
+            attempt = self._attempt(fresh, req.channel, now, screening)
+            if self._create_first(fresh, attempt, screening, now):
+                return Outcome(fresh, [attempt]), attempt
+        with self._session.begin():
             pending = self._pending_for(service_sid, destination.value, now)
             if pending is None:  # blocked, or the pending one had just expired
                 self._insert(INSERT_VERIFICATION, fresh)
@@ -199,11 +199,30 @@ class VerificationService(Lifecycle):
             date_updated=now,
         )
 
-    def _create(self, v: Verification, attempt: SendAttempt, events: list[dict[str, Any]]) -> bool:
-        """Write ``v``, its first ``attempt`` and its ``events``, unless ``v``'s destination has a
-        pending verification on the service (then nothing is written). One statement on
-        PostgreSQL; on SQLite the attempt and events follow the verification's INSERT."""
-        conn = self._conn()
+    def _create_first(
+        self, v: Verification, attempt: SendAttempt, screening: Screening, now: datetime
+    ) -> bool:
+        """Write ``v``, its first ``attempt``, their events and the screening's decisions, unless
+        ``v``'s destination has a pending verification on the service (then nothing is written).
+
+        On PostgreSQL the rows are one statement, atomic on its own: when there are no decisions to
+        store with them it runs without a transaction around it, sparing a BEGIN and a COMMIT
+        round trip. On SQLite the attempt and events follow the verification's INSERT."""
+        events = self._events(v, attempt, True, now)
+        if not screening.decisions and self._session.get_bind().dialect.name == "postgresql":
+            conn = self._session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            created = self._create(conn, v, attempt, events)
+            self._session.commit()  # only gives the connection back: there is no transaction
+            return created
+        with self._session.begin():
+            if not self._create(self._conn(), v, attempt, events):
+                return False
+            self._gate.record(self._session, screening, v, attempt, now)
+            return True
+
+    def _create(
+        self, conn: Connection, v: Verification, attempt: SendAttempt, events: list[dict[str, Any]]
+    ) -> bool:
         v_row, a_row = self._values(VERIFICATIONS, v), self._values(ATTEMPTS, attempt)
         if conn.dialect.name != "postgresql":
             if conn.execute(INSERT_UNLESS_PENDING[conn.dialect.name], v_row).first() is None:
