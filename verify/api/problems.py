@@ -6,10 +6,12 @@ Never both ``type`` and ``title`` on /v2: twilio-python would raise a different 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import flask
 import marshmallow as ma
 import redis
+from apispec import BasePlugin
 from flask_smorest import Api
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -47,8 +49,23 @@ class ProblemSchema(ma.Schema):
     )
 
 
+class _ProblemMediaType(BasePlugin):
+    """Documents error responses with the media type they are sent with. flask-smorest registers
+    them (the ``default`` and 400 of every operation) as application/json."""
+
+    def response_helper(self, response: dict[str, Any], **_: Any) -> dict[str, Any] | None:
+        content = response.get("content", {})
+        body = content.get("application/json")
+        if body is None or body.get("schema") != {"$ref": "#/components/schemas/Problem"}:
+            return None
+        return {"content": {PROBLEM_JSON: body}}
+
+
 class VerifyApi(Api):  # type: ignore[misc]
     ERROR_SCHEMA = ProblemSchema
+
+    def __init__(self, app: flask.Flask) -> None:
+        super().__init__(app, spec_kwargs={"extra_plugins": [_ProblemMediaType()]})
 
 
 def render(err: errors.VerifyError) -> flask.Response:
