@@ -75,6 +75,14 @@ def test_every_error_has_the_problem_body(api, method, path, kwargs, status, cod
     assert_problem(send(api, method, path, **kwargs), status, code)
 
 
+def test_wrong_method_lists_the_allowed_ones(api):
+    """A 405 says which methods the resource takes (the Allow header RFC 9110 requires)."""
+    r = send(api, "PUT", "{base}/Verifications/VE00000000000000000000000000000000")
+    assert_problem(r, 405, 20004)
+    assert set(r.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    assert "PUT" not in r.headers["Allow"]
+
+
 def test_invalid_parameter_names_the_parameter(api):
     """A 60200 names the parameter and lists per-field errors."""
     body = assert_problem(send(api, "POST", "{base}/Verifications", **FORM_TO_BAD), 400, 60200)

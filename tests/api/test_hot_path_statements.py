@@ -88,7 +88,8 @@ def test_a_resend_writes_nothing_twice(api: ApiClient, runtime: Runtime) -> None
         # The first start's statement found the pending verification and wrote nothing; the
         # resend that follows is one transaction again.
         assert seen.autocommit[0] is True
-        assert len(seen) > 2 and not any(seen.autocommit[1:]), seen
+        assert len(seen) > 2, seen
+        assert not any(seen.autocommit[1:]), seen
     assert len(r.json["send_code_attempts"]) == 2
     count, attempts, events = written(runtime, sid)
     assert count == 1

@@ -14,7 +14,7 @@ import redis
 from apispec import BasePlugin
 from flask_smorest import Api
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from verify import errors
 
@@ -103,7 +103,10 @@ def register(app: flask.Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> flask.Response:
-        return render(from_http(exc))
+        response = render(from_http(exc))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110: required
+        return response
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(redis.ConnectionError)
