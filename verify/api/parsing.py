@@ -53,4 +53,8 @@ class Blueprint(SmorestBlueprint):  # type: ignore[misc]
     def arguments(self, schema: type[ma.Schema] | ma.Schema, *args: Any, **kwargs: Any) -> Any:
         # Given a class, webargs builds a new schema object for every request: build it once.
         # (Loading keeps no state on the schema, so one instance serves every thread.)
-        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
+        instance = schema() if isinstance(schema, type) else schema
+        # A body whose parameters are all optional (an update) may be left out altogether: the
+        # document says so.
+        kwargs.setdefault("required", any(f.required for f in instance.fields.values()))
+        return super().arguments(instance, *args, **kwargs)

@@ -69,7 +69,9 @@ class VerificationItem(MethodView):
 
 @blp.route("/VerificationCheck")
 class VerificationCheck(MethodView):
-    @blp.arguments(VerificationCheckArgs, location="form", content_type=FORM)
+    # No one field is required, but the body is: Code, and To or VerificationSid (checked by the
+    # domain, so that a missing target is 60221 as on Twilio).
+    @blp.arguments(VerificationCheckArgs, location="form", content_type=FORM, required=True)
     @blp.response(200, VerificationCheckSchema)
     def post(self, args: dict[str, Any], service_sid: str) -> Outcome:
         """Check a code, by To or by VerificationSid."""
