@@ -54,3 +54,34 @@ def test_docs_page_is_html(app):
     assert r.status_code == 200
     assert r.mimetype == "text/html"
     assert b"/openapi.json" in r.data
+
+
+def _form_schema(spec: dict, path: str) -> dict:
+    body = spec["paths"][path]["post"]["requestBody"]
+    schema = body["content"]["application/x-www-form-urlencoded"]["schema"]
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema["properties"]
+
+
+def test_documented_ranges_are_the_enforced_ones(spec, api):
+    """Each numeric service setting's documented minimum and maximum are accepted, and one past
+    either is refused with 60200 naming the parameter."""
+    props = _form_schema(spec, "/v2/Services/{sid}")
+    ranged = {name: p for name, p in props.items() if "minimum" in p}
+    assert {"CodeLength", "CodeTtl", "MaxCheckAttempts", "MaxSendAttempts"} <= ranged.keys()
+    path = f"/v2/Services/{api.tenant.service_sid}"
+    for name, p in ranged.items():
+        for value in (p["minimum"], p["maximum"]):
+            assert api.post(path, {name: value}).status_code == 200, (name, value)
+        for value in (p["minimum"] - 1, p["maximum"] + 1):
+            r = api.post(path, {name: value})
+            assert (r.status_code, r.json["code"], r.json["parameter"]) == (400, 60200, name)
+
+
+def test_documented_channels_are_the_accepted_ones(spec, api):
+    """Start's Channel lists every channel there is; anything else is 60200."""
+    channel = _form_schema(spec, f"{SERVICE}/Verifications")["Channel"]
+    assert channel["enum"] == ["sms", "call", "email", "whatsapp"]
+    r = api.start(channel="fax")
+    assert (r.status_code, r.json["code"], r.json["parameter"]) == (400, 60200, "Channel")

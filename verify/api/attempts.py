@@ -11,7 +11,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from verify.api import context
-from verify.api.fields import TwilioDateTime
+from verify.api.fields import TwilioDateTime, channel
 from verify.api.pagination import MetaSchema, PageArgs, page, page_window
 from verify.api.parsing import Blueprint
 from verify.domain.attempts import AttemptFilter, AttemptLog, AttemptView, Summary
@@ -34,7 +34,7 @@ class AttemptsSummaryArgs(ma.Schema):
     DateCreatedAfter = ma.fields.AwareDateTime(default_timezone=UTC)
     DateCreatedBefore = ma.fields.AwareDateTime(default_timezone=UTC)
     Country = ma.fields.String()
-    Channel = ma.fields.String()
+    Channel = channel()
     DestinationPrefix = ma.fields.String(validate=ma.validate.Regexp(r"^\+?\d{1,15}$"))
 
 
@@ -45,7 +45,7 @@ class AttemptArgs(PageArgs):
     DateCreatedBefore = ma.fields.AwareDateTime(default_timezone=UTC)
     ChannelDataTo = ma.fields.String(data_key="ChannelData.To")
     Country = ma.fields.String()
-    Channel = ma.fields.String()
+    Channel = channel()
     Status = ma.fields.String(metadata={"description": "converted or unconverted"})
 
 

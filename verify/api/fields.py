@@ -8,6 +8,8 @@ from typing import Any
 
 import marshmallow as ma
 
+from verify.domain.destinations import CHANNELS
+
 
 class TwilioDateTime(ma.fields.Field[datetime]):
     """ISO 8601 in UTC with a trailing Z and whole seconds, as Twilio writes dates."""
@@ -49,3 +51,8 @@ class JsonObject(ma.fields.Field[dict[str, str]]):
         ):
             raise ma.ValidationError("must be a JSON object of strings")
         return value
+
+
+def channel(**kwargs: Any) -> ma.fields.String:
+    """A ``Channel`` parameter, documented with the channels there are (the domain checks it)."""
+    return ma.fields.String(metadata={"enum": list(CHANNELS)}, **kwargs)

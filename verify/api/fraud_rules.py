@@ -12,7 +12,7 @@ from flask.views import MethodView
 from verify.abuse.registry import RuleFields
 from verify.api import context
 from verify.api.abuse_context import FORM, account, controls, fraud_rules, url
-from verify.api.fields import CommaList, JsonObject, TwilioDateTime
+from verify.api.fields import CommaList, JsonObject, TwilioDateTime, channel
 from verify.api.pagination import MetaSchema, PageArgs, page, page_window
 from verify.api.parsing import Blueprint
 from verify.api.schemas import Args
@@ -107,7 +107,7 @@ class ChangeListSchema(ma.Schema):
 class DryRunArgs(Args):
     ServiceSid = ma.fields.String(required=True)
     To = ma.fields.String(required=True, validate=ma.validate.Length(1, 320))
-    Channel = ma.fields.String(load_default="sms")
+    Channel = channel(load_default="sms")
     DeviceIp = ma.fields.String(validate=ma.validate.Length(max=64))
     ClientIp = ma.fields.String(
         validate=ma.validate.Length(max=64),

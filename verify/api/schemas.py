@@ -7,9 +7,17 @@ from typing import Any
 import flask
 import marshmallow as ma
 
-from verify.api.fields import CommaList, JsonObject, TwilioDateTime
+from verify.api.fields import CommaList, JsonObject, TwilioDateTime, channel
 from verify.api.pagination import MetaSchema
 from verify.api.webhook_schemas import WebhookUrl
+from verify.domain.lifecycle_store import APPROVED, CANCELED
+from verify.domain.services import RANGES
+
+
+def bounded(parameter: str, **metadata: Any) -> dict[str, Any]:
+    """OpenAPI metadata for a numeric service setting: its range, as the domain enforces it."""
+    low, high = RANGES[parameter]
+    return {"minimum": low, "maximum": high, **metadata}
 
 
 class Args(ma.Schema):
@@ -27,7 +35,7 @@ def _url(path: str) -> str:
 
 class ServiceArgs(Args):
     FriendlyName = ma.fields.String(validate=ma.validate.Length(1, 64))
-    CodeLength = ma.fields.Integer()
+    CodeLength = ma.fields.Integer(metadata=bounded("CodeLength"))
     LookupEnabled = ma.fields.Boolean()
     SkipSmsToLandlines = ma.fields.Boolean()
     DtmfInputRequired = ma.fields.Boolean()
@@ -38,16 +46,25 @@ class ServiceArgs(Args):
     ManualApprovalEnabled = ma.fields.Boolean(
         metadata={"description": "Extension: allow Status=approved on a verification"}
     )
-    CodeTtl = ma.fields.Integer(metadata={"description": "Extension: code lifetime, seconds"})
-    MaxCheckAttempts = ma.fields.Integer(metadata={"description": "Extension (default 5)"})
-    MaxSendAttempts = ma.fields.Integer(metadata={"description": "Extension (default 5)"})
+    CodeTtl = ma.fields.Integer(
+        metadata=bounded("CodeTtl", description="Extension: code lifetime, seconds")
+    )
+    MaxCheckAttempts = ma.fields.Integer(
+        metadata=bounded("MaxCheckAttempts", description="Extension (default 5)")
+    )
+    MaxSendAttempts = ma.fields.Integer(
+        metadata=bounded("MaxSendAttempts", description="Extension (default 5)")
+    )
     Channels = CommaList(metadata={"description": "Extension: enabled channels"})
     DefaultLocale = ma.fields.String(metadata={"description": "Extension: default message locale"})
     FallbackChannels = CommaList(
         metadata={"description": "Extension: channels to fall back to, in order (empty: none)"}
     )
     ChannelTimeout = ma.fields.Integer(
-        metadata={"description": "Extension: seconds to wait for delivery or a check (default 60)"}
+        metadata=bounded(
+            "ChannelTimeout",
+            description="Extension: seconds to wait for delivery or a check (default 60)",
+        )
     )
     TestNumbers = JsonObject(
         metadata={"description": "Extension: JSON object of destination -> fixed code (write-only)"}
@@ -122,7 +139,7 @@ class ServiceListSchema(ma.Schema):
 
 class VerificationCreateArgs(Args):
     To = ma.fields.String(required=True, validate=ma.validate.Length(1, 320))
-    Channel = ma.fields.String(required=True)
+    Channel = channel(required=True)
     CustomFriendlyName = ma.fields.String(validate=ma.validate.Length(1, 64))
     CustomCode = ma.fields.String()
     Locale = ma.fields.String(
@@ -141,7 +158,7 @@ class VerificationCreateArgs(Args):
 
 
 class VerificationUpdateArgs(Args):
-    Status = ma.fields.String(required=True)
+    Status = ma.fields.String(required=True, metadata={"enum": [CANCELED, APPROVED]})
 
 
 class VerificationCheckArgs(Args):

@@ -20,6 +20,14 @@ from verify.models import Service, TestNumber
 
 LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_TEST_NUMBERS = 50
+# The allowed values of the numeric settings, inclusive, by API parameter.
+RANGES = {
+    "CodeLength": (MIN_LENGTH, MAX_LENGTH),
+    "CodeTtl": (30, 86_400),
+    "MaxCheckAttempts": (1, 100),
+    "MaxSendAttempts": (1, 20),
+    "ChannelTimeout": (5, 3_600),
+}
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,8 @@ class ServiceFields:
     channel_timeout: int | None = None
 
 
-def _check_range(parameter: str, value: int | None, low: int, high: int) -> None:
+def _check_range(parameter: str, value: int | None) -> None:
+    low, high = RANGES[parameter]
     if value is not None and not low <= value <= high:
         raise InvalidParameter(parameter, f"must be between {low} and {high}")
 
@@ -54,10 +63,10 @@ def _check_range(parameter: str, value: int | None, low: int, high: int) -> None
 def validate(f: ServiceFields) -> None:
     if f.friendly_name is not None and not 1 <= len(f.friendly_name.strip()) <= 64:
         raise InvalidParameter("FriendlyName", "must be 1-64 characters")
-    _check_range("CodeLength", f.code_length, MIN_LENGTH, MAX_LENGTH)
-    _check_range("CodeTtl", f.code_ttl, 30, 86_400)
-    _check_range("MaxCheckAttempts", f.max_check_attempts, 1, 100)
-    _check_range("MaxSendAttempts", f.max_send_attempts, 1, 20)
+    _check_range("CodeLength", f.code_length)
+    _check_range("CodeTtl", f.code_ttl)
+    _check_range("MaxCheckAttempts", f.max_check_attempts)
+    _check_range("MaxSendAttempts", f.max_send_attempts)
     if f.channels is not None:
         unknown = [c for c in f.channels if c not in CHANNELS]
         if unknown or not f.channels:
@@ -69,7 +78,7 @@ def validate(f: ServiceFields) -> None:
                 "FallbackChannels",
                 f"an ordered list of distinct channels from {', '.join(CHANNELS)}",
             )
-    _check_range("ChannelTimeout", f.channel_timeout, 5, 3_600)
+    _check_range("ChannelTimeout", f.channel_timeout)
     if f.default_locale is not None and not LOCALE.match(f.default_locale):
         raise InvalidParameter("DefaultLocale", "a language tag such as en, es or pt-BR")
 
