@@ -8,7 +8,7 @@ import flask
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from verify import __version__, api, console
-from verify.api import context, problems
+from verify.api import context, parsing, problems
 from verify.config import Settings
 from verify.domain.accounts import CredentialCache
 from verify.logs import configure_logging
@@ -46,6 +46,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> flask.F
     )
     console.init_app(app, app.extensions["verify"])
     app.before_request(context.start_request)
+    app.before_request(parsing.refuse_nul_in_request)
     app.after_request(context.end_request)
     app.teardown_appcontext(context.close_session)
     return app

@@ -169,3 +169,68 @@ def test_unexpected_error_hides_its_text(app):
     assert "secret-detail" not in text
     assert "RuntimeError" not in text
     assert "Traceback" not in text
+
+
+JSON = "application/json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "parameter"),
+    [
+        pytest.param(
+            "POST",
+            "/v2/Services",
+            {"data": {"FriendlyName": "Shop\x00"}},
+            "FriendlyName",
+            id="form",
+        ),
+        pytest.param(
+            "POST",
+            "/v2/Services",
+            {"data": {"Friendly\x00Name": "x"}},
+            "Friendly\\0Name",
+            id="form-name",
+        ),
+        pytest.param(
+            "GET",
+            "/v2/Attempts",
+            {"query_string": {"VerificationSid": "VE\x00"}},
+            "VerificationSid",
+            id="query",
+        ),
+        pytest.param(
+            "POST",
+            "{base}/Verifications",
+            {"json": {"To": "+14155550123", "Channel": "sms", "Amount": "1\x00"}},
+            "Amount",
+            id="json",
+        ),
+        pytest.param(
+            "POST",
+            "/v2/Providers",
+            {"json": {"Type": "console", "FriendlyName": "c", "Config": {"x": ["a\x00"]}}},
+            "Config",
+            id="json-nested",
+        ),
+        pytest.param(
+            "POST",
+            "/v2/Services",
+            {"data": {"FriendlyName": "x", "TestNumbers": '{"+14155550100": "12\\u00003456"}'}},
+            "TestNumbers",
+            id="json-in-form",
+        ),
+    ],
+)
+def test_nul_characters_are_refused_by_name(api, method, path, kwargs, parameter):
+    """PostgreSQL stores no NUL character: a parameter holding one is 60200, named, and nothing
+    reaches the database (on PostgreSQL this was a 500)."""
+    body = assert_problem(send(api, method, path, **kwargs), 400, 60200)
+    assert body["parameter"] == parameter
+
+
+def test_nul_in_a_path_or_credential_finds_nothing(api):
+    """A NUL in a path is a resource that cannot exist (404); in Basic credentials, a credential
+    that cannot exist (401)."""
+    assert_problem(send(api, "GET", "/v2/Services/VA\x00"), 404, 20404)
+    bad_user = (api.tenant.account_sid + "\x00", api.tenant.auth_token)
+    assert_problem(send(api, "GET", "/v2/Services", auth=bad_user), 401, 20003)

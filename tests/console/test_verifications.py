@@ -262,3 +262,10 @@ def test_a_lookup_at_the_provider_is_on_the_timeline(
     assert "attempt #1 · no final receipt had come" in timeline
     assert "Looked-up status: delivered" in timeline
     assert "Delivery receipt:" not in timeline
+
+
+def test_a_nul_character_in_a_search_is_refused(console: Console) -> None:
+    """No query reaches the database with a NUL in it (PostgreSQL would refuse it: a 500)."""
+    r = console.get("/console/verifications", query_string={"q": "VE\x00"})
+    assert r.status_code == 400
+    assert "Invalid parameter `q`: must not contain NUL characters" in r.get_data(as_text=True)

@@ -107,7 +107,13 @@ def services() -> ServiceRegistry:
 def authenticate_tenant() -> None:
     """HTTP Basic with AccountSid:AuthToken or ApiKeySid:Secret (before every /v2 request)."""
     auth = flask.request.authorization
-    if auth is None or auth.type != "basic" or not auth.username or auth.password is None:
+    if (
+        auth is None
+        or auth.type != "basic"
+        or not auth.username
+        or auth.password is None
+        or "\x00" in auth.username + auth.password  # no stored credential has one
+    ):
         raise Unauthenticated(
             "Authenticate with HTTP Basic: AccountSid:AuthToken or ApiKeySid:Secret"
         )

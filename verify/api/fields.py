@@ -35,22 +35,55 @@ class CommaList(ma.fields.Field[list[str]]):
         return out
 
 
-class JsonObject(ma.fields.Field[dict[str, str]]):
+NUL_REFUSED = "must not contain NUL characters"
+
+
+def has_nul(value: Any) -> bool:
+    """Whether ``value`` (a string, or JSON: objects, lists and scalars) holds a NUL character:
+    PostgreSQL can store none, in text or in JSON."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+def json_object(value: Any) -> dict[str, Any]:
     """A JSON object given as a string (form bodies) or as an object (JSON bodies)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ma.ValidationError("must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise ma.ValidationError("must be a JSON object")
+    if has_nul(value):
+        raise ma.ValidationError(NUL_REFUSED)
+    return value
+
+
+class JsonAnyObject(ma.fields.Field[dict[str, Any]]):
+    """A JSON object of any values, given as a string (form bodies) or an object (JSON bodies)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        return json_object(value)
+
+
+class JsonObject(ma.fields.Field[dict[str, str]]):
+    """A JSON object of strings, given as a string (form bodies) or an object (JSON bodies)."""
 
     def _deserialize(
         self, value: Any, attr: str | None, data: Any, **kwargs: Any
     ) -> dict[str, str]:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ma.ValidationError("must be a JSON object") from None
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
+        obj = json_object(value)
+        strings = {k: v for k, v in obj.items() if isinstance(v, str)}
+        if len(strings) != len(obj):
             raise ma.ValidationError("must be a JSON object of strings")
-        return value
+        return strings
 
 
 def channel(**kwargs: Any) -> ma.fields.String:

@@ -3,7 +3,6 @@ that says what the limits and rules would decide for a send."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import marshmallow as ma
@@ -12,7 +11,7 @@ from flask.views import MethodView
 from verify.abuse.registry import RuleFields
 from verify.api import context
 from verify.api.abuse_context import FORM, account, controls, fraud_rules, url
-from verify.api.fields import CommaList, JsonObject, TwilioDateTime, channel
+from verify.api.fields import CommaList, JsonAnyObject, JsonObject, TwilioDateTime, channel
 from verify.api.pagination import MetaSchema, PageArgs, page, page_window
 from verify.api.parsing import Blueprint
 from verify.api.schemas import Args
@@ -24,23 +23,9 @@ from verify.models import Service
 # -- schemas ----------------------------------------------------------------------------------------
 
 
-class ParamsField(JsonObject):
-    """A JSON object of any values (rule parameters)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ma.ValidationError("must be a JSON object") from None
-        if not isinstance(value, dict):
-            raise ma.ValidationError("must be a JSON object")
-        return value
-
-
 class RuleArgs(Args):
     Type = ma.fields.String(metadata={"description": "Rule type (docs/abuse.md)"})
-    Params = ParamsField(metadata={"description": "JSON object of the type's parameters"})
+    Params = JsonAnyObject(metadata={"description": "JSON object of the type's parameters"})
     Mode = ma.fields.String(metadata={"description": "enforce (default) or monitor"})
     ServiceSid = ma.fields.String(
         metadata={"description": "Scope: this service only (default: every service)"}

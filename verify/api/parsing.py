@@ -11,7 +11,8 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
-from verify.errors import InvalidParameter, MalformedBody, UnsupportedMediaType
+from verify.api.fields import NUL_REFUSED, has_nul
+from verify.errors import InvalidParameter, MalformedBody, NotFound, UnsupportedMediaType
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -28,7 +29,9 @@ class Parser(FlaskParser):
                 raise MalformedBody("The JSON body could not be decoded") from None
             if not isinstance(data, dict):
                 raise MalformedBody("The JSON body must be an object")
-            return self._makeproxy(MultiDict(data), schema)
+            params = MultiDict(data)
+            refuse_nul(params)  # forms and query strings are checked for every request
+            return self._makeproxy(params, schema)
         if req.mimetype in FORM_TYPES or not req.get_data(cache=True):
             return self._makeproxy(req.form, schema)
         raise UnsupportedMediaType()
@@ -45,6 +48,26 @@ class Parser(FlaskParser):
         name, problem = next(iter(messages.items()))
         text = problem[0] if isinstance(problem, list) and problem else str(problem)
         raise InvalidParameter(str(name), str(text).rstrip("."), extra={"errors": messages})
+
+
+def refuse_nul(params: MultiDict[str, Any]) -> None:
+    """60200 naming the first parameter whose name or value holds a NUL character: PostgreSQL
+    can store none, in text or in JSON."""
+    for name, value in params.items(multi=True):
+        if has_nul(name) or has_nul(value):
+            raise InvalidParameter(name.replace("\x00", "\\0"), NUL_REFUSED)
+
+
+def refuse_nul_in_request() -> None:
+    """Before anything reads a request: its path (404), query string and form (60200) hold no
+    NUL character. JSON bodies are checked when they are parsed."""
+    req = flask.request
+    if "\x00" in req.path:
+        raise NotFound("The requested resource was not found")
+    refuse_nul(req.args)
+    if req.mimetype in FORM_TYPES:
+        req.get_data(cache=True)  # first, so that the raw body stays readable (idempotency)
+        refuse_nul(req.form)
 
 
 class Blueprint(SmorestBlueprint):  # type: ignore[misc]

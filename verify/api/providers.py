@@ -3,7 +3,6 @@ write-only: a provider answers with the names of the credential keys that are se
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import flask
@@ -11,7 +10,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from verify.api import context
-from verify.api.fields import CommaList, JsonObject, TwilioDateTime
+from verify.api.fields import CommaList, JsonAnyObject, JsonObject, TwilioDateTime
 from verify.api.pagination import MetaSchema, PageArgs, page, page_window
 from verify.api.parsing import Blueprint
 from verify.domain.providers import ProviderFields, ProviderRegistry
@@ -26,22 +25,6 @@ blp = Blueprint(
 )
 context.guard_tenant_blueprint(blp)
 FORM = "application/x-www-form-urlencoded"
-
-
-class JsonAnyObject(ma.fields.Field[dict[str, Any]]):
-    """A JSON object of any values, given as a string (form bodies) or an object (JSON bodies)."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Any, **kwargs: Any
-    ) -> dict[str, Any]:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ma.ValidationError("must be a JSON object") from None
-        if not isinstance(value, dict):
-            raise ma.ValidationError("must be a JSON object")
-        return value
 
 
 class ProviderArgs(ma.Schema):
