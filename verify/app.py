@@ -46,7 +46,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> flask.F
     )
     console.init_app(app, app.extensions["verify"])
     app.before_request(context.start_request)
-    app.before_request(parsing.refuse_nul_in_request)
+    app.before_request(parsing.refuse_unstorable_in_request)
     app.after_request(context.end_request)
     app.teardown_appcontext(context.close_session)
     return app

@@ -188,7 +188,7 @@ JSON = "application/json"
             "POST",
             "/v2/Services",
             {"data": {"Friendly\x00Name": "x"}},
-            "Friendly\\0Name",
+            "Friendly\\x00Name",
             id="form-name",
         ),
         pytest.param(
@@ -215,15 +215,22 @@ JSON = "application/json"
         pytest.param(
             "POST",
             "/v2/Services",
+            {"json": {"FriendlyName": "Shop \ud800"}},  # an unpaired surrogate: no UTF-8 for it
+            "FriendlyName",
+            id="json-surrogate",
+        ),
+        pytest.param(
+            "POST",
+            "/v2/Services",
             {"data": {"FriendlyName": "x", "TestNumbers": '{"+14155550100": "12\\u00003456"}'}},
             "TestNumbers",
             id="json-in-form",
         ),
     ],
 )
-def test_nul_characters_are_refused_by_name(api, method, path, kwargs, parameter):
-    """PostgreSQL stores no NUL character: a parameter holding one is 60200, named, and nothing
-    reaches the database (on PostgreSQL this was a 500)."""
+def test_unstorable_characters_are_refused_by_name(api, method, path, kwargs, parameter):
+    """No database stores a NUL character (PostgreSQL) or an unpaired surrogate (any UTF-8): a
+    parameter holding one is 60200, named, and nothing reaches the database (these were 500s)."""
     body = assert_problem(send(api, method, path, **kwargs), 400, 60200)
     assert body["parameter"] == parameter
 

@@ -13,6 +13,7 @@ import flask
 from sqlalchemy.orm import Session
 
 from verify import abuse
+from verify.api.fields import unstorable
 from verify.domain.accounts import AccountService, CredentialCache, Principal
 from verify.domain.checks import CheckService
 from verify.domain.services import ServiceRegistry
@@ -112,7 +113,7 @@ def authenticate_tenant() -> None:
         or auth.type != "basic"
         or not auth.username
         or auth.password is None
-        or "\x00" in auth.username + auth.password  # no stored credential has one
+        or unstorable(auth.username + auth.password)  # no stored credential holds one
     ):
         raise Unauthenticated(
             "Authenticate with HTTP Basic: AccountSid:AuthToken or ApiKeySid:Secret"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,18 +36,21 @@ class CommaList(ma.fields.Field[list[str]]):
         return out
 
 
-NUL_REFUSED = "must not contain NUL characters"
+UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
+# Characters no stored text can hold: PostgreSQL refuses NUL in text and JSON, and an unpaired
+# surrogate (which a JSON body can spell as "\ud800") has no UTF-8 encoding.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def has_nul(value: Any) -> bool:
-    """Whether ``value`` (a string, or JSON: objects, lists and scalars) holds a NUL character:
-    PostgreSQL can store none, in text or in JSON."""
+def unstorable(value: Any) -> bool:
+    """Whether ``value`` (a string, or JSON: objects, lists and scalars) holds a character that
+    cannot be stored."""
     if isinstance(value, str):
-        return "\x00" in value
+        return _UNSTORABLE.search(value) is not None
     if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        return any(unstorable(k) or unstorable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(has_nul(v) for v in value)
+        return any(unstorable(v) for v in value)
     return False
 
 
@@ -59,8 +63,8 @@ def json_object(value: Any) -> dict[str, Any]:
             raise ma.ValidationError("must be a JSON object") from None
     if not isinstance(value, dict):
         raise ma.ValidationError("must be a JSON object")
-    if has_nul(value):
-        raise ma.ValidationError(NUL_REFUSED)
+    if unstorable(value):
+        raise ma.ValidationError(UNSTORABLE)
     return value
 
 

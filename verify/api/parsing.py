@@ -11,7 +11,7 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
-from verify.api.fields import NUL_REFUSED, has_nul
+from verify.api.fields import UNSTORABLE, unstorable
 from verify.errors import InvalidParameter, MalformedBody, NotFound, UnsupportedMediaType
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -30,7 +30,7 @@ class Parser(FlaskParser):
             if not isinstance(data, dict):
                 raise MalformedBody("The JSON body must be an object")
             params = MultiDict(data)
-            refuse_nul(params)  # forms and query strings are checked for every request
+            refuse_unstorable(params)  # forms and query strings: for every request
             return self._makeproxy(params, schema)
         if req.mimetype in FORM_TYPES or not req.get_data(cache=True):
             return self._makeproxy(req.form, schema)
@@ -50,24 +50,24 @@ class Parser(FlaskParser):
         raise InvalidParameter(str(name), str(text).rstrip("."), extra={"errors": messages})
 
 
-def refuse_nul(params: MultiDict[str, Any]) -> None:
-    """60200 naming the first parameter whose name or value holds a NUL character: PostgreSQL
-    can store none, in text or in JSON."""
+def refuse_unstorable(params: MultiDict[str, Any]) -> None:
+    """60200 naming the first parameter whose name or value holds a character that cannot be
+    stored (``fields.unstorable``)."""
     for name, value in params.items(multi=True):
-        if has_nul(name) or has_nul(value):
-            raise InvalidParameter(name.replace("\x00", "\\0"), NUL_REFUSED)
+        if unstorable(name) or unstorable(value):
+            raise InvalidParameter(name.encode("unicode_escape").decode("ascii"), UNSTORABLE)
 
 
-def refuse_nul_in_request() -> None:
+def refuse_unstorable_in_request() -> None:
     """Before anything reads a request: its path (404), query string and form (60200) hold no
-    NUL character. JSON bodies are checked when they are parsed."""
+    character that cannot be stored. JSON bodies are checked when they are parsed."""
     req = flask.request
-    if "\x00" in req.path:
+    if unstorable(req.path):
         raise NotFound("The requested resource was not found")
-    refuse_nul(req.args)
+    refuse_unstorable(req.args)
     if req.mimetype in FORM_TYPES:
         req.get_data(cache=True)  # first, so that the raw body stays readable (idempotency)
-        refuse_nul(req.form)
+        refuse_unstorable(req.form)
 
 
 class Blueprint(SmorestBlueprint):  # type: ignore[misc]
