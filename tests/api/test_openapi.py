@@ -13,6 +13,15 @@ def spec(app) -> dict:
     return r.json
 
 
+def form_schema(spec: dict, path: str) -> dict:
+    """The form body schema of ``POST path``, its reference resolved."""
+    body = spec["paths"][path]["post"]["requestBody"]
+    schema = body["content"]["application/x-www-form-urlencoded"]["schema"]
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return dict(schema)
+
+
 def test_openapi_document_is_valid(spec):
     """/openapi.json is a valid OpenAPI document."""
     validate(spec)
@@ -35,10 +44,7 @@ def test_openapi_documents_the_paths(spec, path, methods):
 
 def test_openapi_documents_twilio_parameters(spec):
     """The create-verification body documents Twilio's PascalCase parameters."""
-    body = spec["paths"][f"{SERVICE}/Verifications"]["post"]["requestBody"]
-    schema = body["content"]["application/x-www-form-urlencoded"]["schema"]
-    if "$ref" in schema:
-        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    schema = form_schema(spec, f"{SERVICE}/Verifications")
     assert {"To", "Channel"} <= set(schema["required"])
 
 
@@ -56,18 +62,10 @@ def test_docs_page_is_html(app):
     assert b"/openapi.json" in r.data
 
 
-def _form_schema(spec: dict, path: str) -> dict:
-    body = spec["paths"][path]["post"]["requestBody"]
-    schema = body["content"]["application/x-www-form-urlencoded"]["schema"]
-    if "$ref" in schema:
-        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
-    return schema["properties"]
-
-
 def test_documented_ranges_are_the_enforced_ones(spec, api):
     """Each numeric service setting's documented minimum and maximum are accepted, and one past
     either is refused with 60200 naming the parameter."""
-    props = _form_schema(spec, "/v2/Services/{sid}")
+    props = form_schema(spec, "/v2/Services/{sid}")["properties"]
     ranged = {name: p for name, p in props.items() if "minimum" in p}
     assert {"CodeLength", "CodeTtl", "MaxCheckAttempts", "MaxSendAttempts"} <= ranged.keys()
     path = f"/v2/Services/{api.tenant.service_sid}"
@@ -81,7 +79,7 @@ def test_documented_ranges_are_the_enforced_ones(spec, api):
 
 def test_documented_channels_are_the_accepted_ones(spec, api):
     """Start's Channel lists every channel there is; anything else is 60200."""
-    channel = _form_schema(spec, f"{SERVICE}/Verifications")["Channel"]
+    channel = form_schema(spec, f"{SERVICE}/Verifications")["properties"]["Channel"]
     assert channel["enum"] == ["sms", "call", "email", "whatsapp"]
     r = api.start(channel="fax")
     assert (r.status_code, r.json["code"], r.json["parameter"]) == (400, 60200, "Channel")

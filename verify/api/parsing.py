@@ -30,7 +30,7 @@ class Parser(FlaskParser):
             if not isinstance(data, dict):
                 raise MalformedBody("The JSON body must be an object")
             params = MultiDict(data)
-            refuse_unstorable(params)  # forms and query strings: for every request
+            refuse_unstorable(params)  # (forms and query strings: refuse_unstorable_in_request)
             return self._makeproxy(params, schema)
         if req.mimetype in FORM_TYPES or not req.get_data(cache=True):
             return self._makeproxy(req.form, schema)

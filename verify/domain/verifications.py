@@ -223,6 +223,7 @@ class VerificationService(Lifecycle):
     def _create(
         self, conn: Connection, v: Verification, attempt: SendAttempt, events: list[dict[str, Any]]
     ) -> bool:
+        """Run ``_create_first``'s writes on ``conn``: False if nothing was written."""
         v_row, a_row = self._values(VERIFICATIONS, v), self._values(ATTEMPTS, attempt)
         if conn.dialect.name != "postgresql":
             if conn.execute(INSERT_UNLESS_PENDING[conn.dialect.name], v_row).first() is None:
