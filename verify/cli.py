@@ -32,12 +32,23 @@ class _Commands(FlaskGroup):
     exit status 1, as click's own usage errors do, never as a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        import redis
+        from alembic.util import CommandError
+        from sqlalchemy.exc import OperationalError
+
         from verify.errors import VerifyError
 
         try:
             return super().invoke(ctx)
         except VerifyError as exc:
             raise click.ClickException(f"{exc.detail} ({exc.code})") from None
+        except CommandError as exc:  # alembic: e.g. an unknown revision
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).splitlines()[0]
+            raise click.ClickException(f"the database cannot be used: {reason}") from None
+        except redis.ConnectionError as exc:
+            raise click.ClickException(f"Redis cannot be reached: {exc}") from None
 
 
 @click.group(cls=_Commands, create_app=_create_app, add_default_commands=False)

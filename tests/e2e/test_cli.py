@@ -149,6 +149,7 @@ NO_ACCOUNT = "AC" + "0" * 32
         (("services", "create", NO_ACCOUNT, "Shop"), f"no account {NO_ACCOUNT}"),
         (("accounts", "create", ""), "`FriendlyName`: must be 1-64 characters (60200)"),
         (("providers", "export", NO_ACCOUNT), f"no account {NO_ACCOUNT}"),
+        (("db", "upgrade", "nonsense"), "Can't locate revision identified by 'nonsense'"),
     ],
 )
 def test_refusals_are_one_line_not_a_traceback(cli: Cli, args: tuple[str, ...], says: str) -> None:
@@ -161,6 +162,15 @@ def test_refusals_are_one_line_not_a_traceback(cli: Cli, args: tuple[str, ...], 
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1, result.stderr
     assert says in errors[0]
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(cli: Cli) -> None:
+    url = f"postgresql://verify:s3cret-pw@127.0.0.1:{free_port()}/verify"
+    result = verify("accounts", "create", "X", env={**cli.env, "VERIFY_DATABASE_URL": url})
+    assert result.returncode == 1
+    assert "Error: the database cannot be used: connection failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "s3cret-pw" not in result.stderr
 
 
 def test_a_providers_file_for_an_unknown_account_is_refused(cli: Cli, tmp_path: Path) -> None:
