@@ -58,6 +58,13 @@ class Page:
         return max(1, -(-self.total // self.size))
 
 
+def page_number(raw: str) -> int:
+    """A list page's ``page`` parameter: 1 to 100,000 (further would be an offset no list has)."""
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise InvalidParameter("page", "must be a page number")
+    return int(raw)
+
+
 def parse_criteria(text: str, status: str, since: str, until: str) -> Criteria:
     """The search form's fields; a bad field is InvalidParameter naming it."""
     status = status.strip()

@@ -17,7 +17,9 @@ def verifications() -> tuple[str, int]:
     form = {name: args.get(name, "") for name in ("q", "status", "from", "to")}
     try:
         criteria = queries.parse_criteria(form["q"], form["status"], form["from"], form["to"])
-        page = queries.search(context.session(), criteria, _page_number(args.get("page", "1")))
+        page = queries.search(
+            context.session(), criteria, queries.page_number(args.get("page", "1"))
+        )
     except InvalidParameter as exc:
         # Shown above the form, which keeps what was typed.
         return render(
@@ -25,12 +27,6 @@ def verifications() -> tuple[str, int]:
             statuses=queries.STATUSES,
         )  # fmt: skip
     return render("verifications.html", form=form, page=page, error=None, statuses=queries.STATUSES)
-
-
-def _page_number(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
-        raise InvalidParameter("page", "must be a page number")
-    return int(raw)
 
 
 @blp.get("/verifications/<sid>")

@@ -9,7 +9,6 @@ from werkzeug.wrappers import Response
 from verify.api import context
 from verify.console import auth, queries, services
 from verify.console.web import blp, render
-from verify.errors import InvalidParameter
 from verify.events.webhooks import DELIVERY_STATUSES
 
 PAGE_SIZE = 50
@@ -20,10 +19,7 @@ def webhooks() -> tuple[str, int]:
     args = flask.request.args
     status = args.get("status", "").strip() or None
     endpoint = args.get("endpoint_sid", "").strip() or None
-    raw_page = args.get("page", "1")
-    if not raw_page.isdigit() or int(raw_page) < 1:
-        raise InvalidParameter("page", "must be a page number")
-    page = int(raw_page)
+    page = queries.page_number(args.get("page", "1"))
     # One more than a page: whether there is a next one.
     rows = services.webhooks().list_deliveries(
         status=status, endpoint_sid=endpoint, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1
