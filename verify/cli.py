@@ -14,6 +14,7 @@ from verify.api import context
 from verify.config import Settings, SettingsError, generate_secrets
 from verify.domain.accounts import AccountService
 from verify.domain.services import ServiceFields
+from verify.domain.text import UNSTORABLE, unstorable
 
 
 def _create_app() -> Any:
@@ -200,6 +201,8 @@ def providers_load(path: Path, account_sid: str | None, prune: bool, as_json: bo
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise click.ClickException(f"{path}: not valid YAML ({exc})") from None
+    if unstorable(document):
+        raise click.ClickException(f"{path}: {UNSTORABLE}")
     if not isinstance(document, dict) or not isinstance(document.get("providers", []), list):
         raise click.ClickException(f"{path}: expected a mapping with a `providers` list")
     account = account_sid or document.get("account")

@@ -130,6 +130,10 @@ def test_rules_with_json_parameters(console: Console, tenant: Tenant, runtime: R
     [rule] = rules(runtime, tenant.account_sid)
     assert (rule.mode, rule.priority, rule.params["max"], rule.enabled) == ("enforce", 5, 7, True)
 
+    nul = console.post(f"{base}/{rule.sid}", {"mode": "enforce", "params": '{"max\\u0000": 1}'})
+    assert nul.status_code == 400
+    assert "`Params`: must not contain NUL characters" in nul.get_data(as_text=True)
+
     wrong = console.post(f"{base}/{rule.sid}", {"mode": "enforce", "params": '{"nope": 1}'})
     assert wrong.status_code == 400
     assert "unknown parameter(s) for prefix_velocity: nope" in wrong.get_data(as_text=True)

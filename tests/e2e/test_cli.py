@@ -164,6 +164,33 @@ def test_refusals_are_one_line_not_a_traceback(cli: Cli, args: tuple[str, ...], 
     assert says in errors[0]
 
 
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (
+            ("providers", "load"),
+            'account: {account}\nproviders:\n  - type: console\n    friendly_name: "c\\0"\n',
+        ),
+        (
+            ("fraud", "load"),
+            'version: 1\naccounts:\n  {account}:\n    - type: number_type\n      description: "\\ud800"\n',
+        ),
+    ],
+)
+def test_files_with_unstorable_characters_are_refused(
+    cli: Cli, tmp_path: Path, args: tuple[str, ...], text: str
+) -> None:
+    """A YAML file can spell a NUL ("\\0") or an unpaired surrogate: no database stores either, so
+    the file is refused whole, in one line."""
+    account = verify_json("accounts", "create", "Acme", env=cli.env)["account_sid"]
+    path = tmp_path / "file.yaml"
+    path.write_text(text.format(account=account))
+    result = verify(*args, str(path), env=cli.env)
+    assert result.returncode == 1, result.stderr
+    assert "must not contain NUL characters or unpaired surrogates" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_an_unreachable_database_is_one_line_without_the_password(cli: Cli) -> None:
     url = f"postgresql://verify:s3cret-pw@127.0.0.1:{free_port()}/verify"
     result = verify("accounts", "create", "X", env={**cli.env, "VERIFY_DATABASE_URL": url})

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from verify.domain.text import UNSTORABLE, unstorable
 from verify.errors import InvalidParameter
 
 VERSION = 1
@@ -33,6 +34,8 @@ def parse(text: str) -> dict[str, list[dict[str, Any]]]:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidParameter("rules", f"not valid YAML ({exc.__class__.__name__})") from None
+    if unstorable(document):
+        raise InvalidParameter("rules", UNSTORABLE)
     if not isinstance(document, dict) or document.get("version") != VERSION:
         raise InvalidParameter("version", f"the rules file must start with version: {VERSION}")
     accounts = document.get("accounts") or {}

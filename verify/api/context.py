@@ -13,10 +13,10 @@ import flask
 from sqlalchemy.orm import Session
 
 from verify import abuse
-from verify.api.fields import unstorable
 from verify.domain.accounts import AccountService, CredentialCache, Principal
 from verify.domain.checks import CheckService
 from verify.domain.services import ServiceRegistry
+from verify.domain.text import unstorable
 from verify.domain.verifications import VerificationService
 from verify.errors import Unauthenticated
 from verify.idempotency import IdempotencyStore, StoredResponse, fingerprint

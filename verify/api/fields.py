@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
 
 from verify.domain.destinations import CHANNELS
+from verify.domain.text import UNSTORABLE, unstorable
 
 
 class TwilioDateTime(ma.fields.Field[datetime]):
@@ -34,24 +34,6 @@ class CommaList(ma.fields.Field[list[str]]):
                 raise ma.ValidationError("must be a list of strings")
             out.extend(part.strip() for part in item.split(",") if part.strip())
         return out
-
-
-UNSTORABLE = "must not contain NUL characters or unpaired surrogates"
-# Characters no stored text can hold: PostgreSQL refuses NUL in text and JSON, and an unpaired
-# surrogate (which a JSON body can spell as "\ud800") has no UTF-8 encoding.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def unstorable(value: Any) -> bool:
-    """Whether ``value`` (a string, or JSON: objects, lists and scalars) holds a character that
-    cannot be stored."""
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is not None
-    if isinstance(value, dict):
-        return any(unstorable(k) or unstorable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(unstorable(v) for v in value)
-    return False
 
 
 def json_object(value: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
-from verify.api.fields import UNSTORABLE, unstorable
+from verify.domain.text import UNSTORABLE, unstorable
 from verify.errors import InvalidParameter, MalformedBody, NotFound, UnsupportedMediaType
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -17,6 +17,7 @@ from verify.console import queries, services
 from verify.console.web import blp, render
 from verify.domain import fraud
 from verify.domain.destinations import CHANNELS
+from verify.domain.text import UNSTORABLE, unstorable
 from verify.errors import InvalidParameter
 from verify.models.abuse import FraudRule
 
@@ -157,4 +158,6 @@ def _json_object(raw: str) -> dict[str, Any]:
         raise InvalidParameter("Params", f"is not valid JSON ({exc.msg})") from None
     if not isinstance(value, dict):
         raise InvalidParameter("Params", "must be a JSON object")
+    if unstorable(value):
+        raise InvalidParameter("Params", UNSTORABLE)
     return value
