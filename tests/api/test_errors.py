@@ -171,9 +171,6 @@ def test_unexpected_error_hides_its_text(app):
     assert "Traceback" not in text
 
 
-JSON = "application/json"
-
-
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "parameter"),
     [
