@@ -14,7 +14,7 @@ from verify.api import context
 from verify.config import Settings, SettingsError, generate_secrets
 from verify.domain.accounts import AccountService
 from verify.domain.services import ServiceFields
-from verify.domain.text import UNSTORABLE, unstorable
+from verify.domain.text import load_yaml, refusal
 
 
 def _create_app() -> Any:
@@ -193,16 +193,16 @@ def providers() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def providers_load(path: Path, account_sid: str | None, prune: bool, as_json: bool) -> None:
     """Create or update (by friendly_name) the providers listed in a YAML file."""
-    import yaml
 
     from verify.api import providers as providers_api
 
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise click.ClickException(f"{path}: not valid YAML ({exc})") from None
-    if unstorable(document):
-        raise click.ClickException(f"{path}: {UNSTORABLE}")
+        document = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except ValueError as exc:
+        raise click.ClickException(f"{path} {exc}") from None
+    problem = refusal(document)
+    if problem:
+        raise click.ClickException(f"{path} {problem}")
     if not isinstance(document, dict) or not isinstance(document.get("providers", []), list):
         raise click.ClickException(f"{path}: expected a mapping with a `providers` list")
     account = account_sid or document.get("account")

@@ -238,3 +238,58 @@ def test_nul_in_a_path_or_credential_finds_nothing(api):
     assert_problem(send(api, "GET", "/v2/Services/VA\x00"), 404, 20404)
     bad_user = (api.tenant.account_sid + "\x00", api.tenant.auth_token)
     assert_problem(send(api, "GET", "/v2/Services", auth=bad_user), 401, 20003)
+
+
+DEEP = "[" * 3_000 + "]" * 3_000  # past the parser's recursion limit
+NESTED = '{"a":' * 900 + "1" + "}" * 900  # parsed, but nested deeper than any setting needs
+HUGE_INT = '{"a": ' + "9" * 5000 + "}"  # past the digits Python converts
+
+
+def as_json(**params: str) -> dict:
+    body = ", ".join(f'"{k}": {v}' for k, v in params.items())
+    return {"data": "{" + body + "}", "content_type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code", "parameter"),
+    [
+        pytest.param(
+            as_json(Type='"console"', FriendlyName='"c"', Config=DEEP), 68400, None, id="body-deep"
+        ),
+        pytest.param(
+            as_json(Type='"console"', FriendlyName='"c"', Config=HUGE_INT),
+            68400,
+            None,
+            id="body-int",
+        ),
+        pytest.param(
+            as_json(Type='"console"', FriendlyName='"c"', Config=NESTED),
+            60200,
+            "Config",
+            id="body-nested",
+        ),
+        pytest.param(
+            {"data": {"Type": "console", "FriendlyName": "c", "Config": DEEP}},
+            60200,
+            "Config",
+            id="deep",
+        ),
+        pytest.param(
+            {"data": {"Type": "console", "FriendlyName": "c", "Config": HUGE_INT}},
+            60200,
+            "Config",
+            id="int",
+        ),
+        pytest.param(
+            {"data": {"Type": "console", "FriendlyName": "c", "Config": NESTED}},
+            60200,
+            "Config",
+            id="nested",
+        ),
+    ],
+)
+def test_json_too_deep_or_too_large_is_refused(api, kwargs, code, parameter):
+    """JSON nested deeper than any setting needs, or with a number past what Python reads, is the
+    client's error (these were 500s)."""
+    body = assert_problem(send(api, "POST", "/v2/Providers", **kwargs), 400, code)
+    assert body.get("parameter") == parameter

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from sqlalchemy import select
 
@@ -106,7 +107,7 @@ def test_credentials_are_replaced_and_sealed_to_the_provider(api, runtime):
             raise AssertionError("credentials opened under another provider's sid")
 
 
-@__import__("pytest").mark.parametrize(
+@pytest.mark.parametrize(
     ("overrides", "parameter"),
     [
         ({"Type": "carrier-pigeon"}, "Type"),
@@ -206,7 +207,7 @@ def test_yaml_load_refuses_an_invalid_file_and_changes_nothing(app, api, tmp_pat
     assert api.get("/v2/Providers").json["providers"] == []
 
 
-@__import__("pytest").mark.parametrize(
+@pytest.mark.parametrize(
     ("type_", "config", "parameter"),
     [
         ("http", {"url": "http://127.0.0.1:8080/send"}, "Config.url"),

@@ -134,6 +134,14 @@ def test_rules_with_json_parameters(console: Console, tenant: Tenant, runtime: R
     assert nul.status_code == 400
     assert "`Params`: must not contain NUL characters" in nul.get_data(as_text=True)
 
+    for params, says in [
+        ("[" * 3000 + "]" * 3000, "must not nest more than 32 levels deep"),
+        ('{"max": ' + "9" * 5000 + "}", "holds a number too long to read"),
+    ]:
+        refused = console.post(f"{base}/{rule.sid}", {"mode": "enforce", "params": params})
+        assert refused.status_code == 400
+        assert f"`Params`: {says}" in refused.get_data(as_text=True)
+
     wrong = console.post(f"{base}/{rule.sid}", {"mode": "enforce", "params": '{"nope": 1}'})
     assert wrong.status_code == 400
     assert "unknown parameter(s) for prefix_velocity: nope" in wrong.get_data(as_text=True)

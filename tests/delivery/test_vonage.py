@@ -271,3 +271,16 @@ def test_garbage_bearer_token_is_refused(vonage_peer):
     )
     with pytest.raises(InvalidSignature):
         provider(vonage_peer).parse_receipt(request)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 3000 + b"]" * 3000, b'{"sig": ' + b"9" * 5000 + b"}", b"\xff"],
+    ids=["deep", "huge-number", "not-utf8"],
+)
+def test_unreadable_dlr_bodies_are_refused(vonage_peer, body):
+    """Anyone can post to the callback URL: a body that cannot be read whole is a DLR without a
+    signature, not a crash."""
+    request = ReceiptRequest(url="https://a.example/cb", method="POST", headers={}, body=body)
+    with pytest.raises(InvalidSignature):
+        provider(vonage_peer).parse_receipt(request)

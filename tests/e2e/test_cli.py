@@ -191,6 +191,36 @@ def test_files_with_unstorable_characters_are_refused(
     assert "Traceback" not in result.stderr
 
 
+# Nine levels of nine aliases each: 9**9 values once expanded, from a few hundred bytes.
+ALIAS_BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "text", "says"),
+    [
+        (("fraud", "load"), "[" * 3000 + "]" * 3000, "must not nest more than 32 levels deep"),
+        (("providers", "load"), "providers: " + "[" * 40 + "]" * 40, "must not nest more than 32"),
+        (("fraud", "load"), ALIAS_BOMB, "must not hold more than 100000 values"),
+        (("providers", "load"), "account: 9" + "9" * 5000, "holds a number too long to read"),
+        (("providers", "load"), "providers: [\n  password: s3cret", "is not valid YAML (line 2"),
+    ],
+)
+def test_files_past_what_can_be_read_are_refused(
+    cli: Cli, tmp_path: Path, args: tuple[str, ...], text: str, says: str
+) -> None:
+    """Nesting past any setting, an alias expanding past any file, a number Python will not read,
+    or broken YAML: one line, quickly, and never the line's text (it may hold a credential)."""
+    path = tmp_path / "file.yaml"
+    path.write_text(text)
+    result = verify(*args, str(path), env=cli.env)
+    assert result.returncode == 1, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr
+
+
 def test_an_unreachable_database_is_one_line_without_the_password(cli: Cli) -> None:
     url = f"postgresql://verify:s3cret-pw@127.0.0.1:{free_port()}/verify"
     result = verify("accounts", "create", "X", env={**cli.env, "VERIFY_DATABASE_URL": url})

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from verify.domain.text import UNSTORABLE, unstorable
+from verify.domain.text import load_yaml, refusal
 from verify.errors import InvalidParameter
 
 VERSION = 1
@@ -31,11 +31,12 @@ def dump(rules: dict[str, list[dict[str, Any]]]) -> str:
 
 def parse(text: str) -> dict[str, list[dict[str, Any]]]:
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidParameter("rules", f"not valid YAML ({exc.__class__.__name__})") from None
-    if unstorable(document):
-        raise InvalidParameter("rules", UNSTORABLE)
+        document = load_yaml(text)
+    except ValueError as exc:
+        raise InvalidParameter("rules", str(exc)) from None
+    problem = refusal(document)
+    if problem:
+        raise InvalidParameter("rules", problem)
     if not isinstance(document, dict) or document.get("version") != VERSION:
         raise InvalidParameter("version", f"the rules file must start with version: {VERSION}")
     accounts = document.get("accounts") or {}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
 
 from verify.domain.destinations import CHANNELS
-from verify.domain.text import UNSTORABLE, unstorable
+from verify.domain.text import load_json, refusal
 
 
 class TwilioDateTime(ma.fields.Field[datetime]):
@@ -40,13 +39,14 @@ def json_object(value: Any) -> dict[str, Any]:
     """A JSON object given as a string (form bodies) or as an object (JSON bodies)."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
-            raise ma.ValidationError("must be a JSON object") from None
+            value = load_json(value)
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
     if not isinstance(value, dict):
         raise ma.ValidationError("must be a JSON object")
-    if unstorable(value):
-        raise ma.ValidationError(UNSTORABLE)
+    problem = refusal(value)
+    if problem:
+        raise ma.ValidationError(problem)
     return value
 
 

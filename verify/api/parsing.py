@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, NoReturn
 
 import flask
@@ -11,7 +10,7 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 
-from verify.domain.text import UNSTORABLE, unstorable
+from verify.domain.text import load_json, refusal, unstorable
 from verify.errors import InvalidParameter, MalformedBody, NotFound, UnsupportedMediaType
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -24,9 +23,9 @@ class Parser(FlaskParser):
     def load_form(self, req: flask.Request, schema: ma.Schema) -> Any:
         if req.mimetype == "application/json":
             try:
-                data = json.loads(req.get_data(cache=True) or b"{}")
-            except (ValueError, UnicodeDecodeError):
-                raise MalformedBody("The JSON body could not be decoded") from None
+                data = load_json(req.get_data(cache=True) or b"{}")
+            except ValueError as exc:  # UnicodeDecodeError included
+                raise MalformedBody(f"The JSON body {exc}") from None
             if not isinstance(data, dict):
                 raise MalformedBody("The JSON body must be an object")
             params = MultiDict(data)
@@ -51,11 +50,11 @@ class Parser(FlaskParser):
 
 
 def refuse_unstorable(params: MultiDict[str, Any]) -> None:
-    """60200 naming the first parameter whose name or value holds a character that cannot be
-    stored (``fields.unstorable``)."""
+    """60200 naming the first parameter whose name or value cannot be stored (``text.refusal``)."""
     for name, value in params.items(multi=True):
-        if unstorable(name) or unstorable(value):
-            raise InvalidParameter(name.encode("unicode_escape").decode("ascii"), UNSTORABLE)
+        problem = refusal(name) or refusal(value)
+        if problem:
+            raise InvalidParameter(name.encode("unicode_escape").decode("ascii"), problem)
 
 
 def refuse_unstorable_in_request() -> None:

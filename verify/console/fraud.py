@@ -17,7 +17,7 @@ from verify.console import queries, services
 from verify.console.web import blp, render
 from verify.domain import fraud
 from verify.domain.destinations import CHANNELS
-from verify.domain.text import UNSTORABLE, unstorable
+from verify.domain.text import load_json, refusal
 from verify.errors import InvalidParameter
 from verify.models.abuse import FraudRule
 
@@ -153,11 +153,12 @@ def _countries(raw: str) -> list[str]:
 
 def _json_object(raw: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidParameter("Params", f"is not valid JSON ({exc.msg})") from None
+        value = load_json(raw)
+    except ValueError as exc:
+        raise InvalidParameter("Params", str(exc)) from None
     if not isinstance(value, dict):
         raise InvalidParameter("Params", "must be a JSON object")
-    if unstorable(value):
-        raise InvalidParameter("Params", UNSTORABLE)
+    problem = refusal(value)
+    if problem:
+        raise InvalidParameter("Params", problem)
     return value

@@ -9,11 +9,13 @@ import email.utils
 import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
 from verify.delivery.providers.base import Outcome, SendResult
 from verify.delivery.providers.guard import BlockedAddress
+from verify.domain.text import load_json
 
 INVALID_DESTINATION = "invalid_destination"  # the number or address does not exist / is malformed
 UNREACHABLE_DESTINATION = "unreachable_destination"  # exists, but cannot get this channel now
@@ -151,3 +153,13 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def json_object(content: bytes) -> dict[str, Any]:
+    """A provider's JSON body (an answer, a receipt) as an object; {} if it is none (not JSON, not
+    an object, or one that cannot be read whole)."""
+    try:
+        value = load_json(content or b"{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

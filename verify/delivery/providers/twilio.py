@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import escape, quoteattr
 
@@ -216,7 +216,7 @@ class TwilioProvider:
             response = self._client().post(url, data=form, auth=(self._sid, self._token))
         except httpx.HTTPError as exc:
             return r.transport_failure(exc)
-        body = _json(response)
+        body = r.json_object(response.content)
         if response.is_success and isinstance(body.get("sid"), str):
             return SendResult(Outcome.ACCEPTED, provider_message_id=body["sid"])
         code = body.get("code")
@@ -258,7 +258,7 @@ class TwilioProvider:
             response = self._client().get(url, auth=(self._sid, self._token))
         except httpx.HTTPError:
             return None
-        body = _json(response)
+        body = r.json_object(response.content)
         if not response.is_success or body.get("sid") != provider_message_id:
             return None
         error = body.get("error_code")
@@ -329,11 +329,3 @@ def _whatsapp(number: str) -> str:
 
 def _misconfigured(why: str) -> SendResult:
     return SendResult(Outcome.FAILOVER, reason=r.PROVIDER_MISCONFIGURED, raw_code=why)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -163,7 +163,7 @@ class VonageProvider:
             return r.transport_failure(exc)
         if not response.is_success:
             return r.by_status(response)
-        parts = _json(response).get("messages")
+        parts = r.json_object(response.content).get("messages")
         if not isinstance(parts, list) or not parts:
             return SendResult(Outcome.FAILOVER, reason=r.UNKNOWN, raw_code="no messages")
         for part in parts:
@@ -198,7 +198,7 @@ class VonageProvider:
             )
         except httpx.HTTPError as exc:
             return r.transport_failure(exc)
-        payload = _json(response)
+        payload = r.json_object(response.content)
         if response.is_success and isinstance(payload.get("uuid"), str):
             return SendResult(Outcome.ACCEPTED, provider_message_id=payload["uuid"])
         if response.status_code == 400 and _invalid_to(payload):
@@ -230,7 +230,7 @@ class VonageProvider:
         if not self._signature_secret:
             raise InvalidSignature("no signature secret configured: webhooks cannot be trusted")
         _check_jwt(request, self._signature_secret)
-        dtmf = _json_bytes(request.body).get("dtmf")
+        dtmf = r.json_object(request.body).get("dtmf")
         if isinstance(dtmf, dict):
             digits = None if dtmf.get("timed_out") else dtmf.get("digits")
         else:
@@ -279,7 +279,7 @@ class VonageProvider:
     def _dlr(self, request: ReceiptRequest, secret: str) -> list[Receipt]:
         params = {**request.query, **request.form}
         if not params and request.body:
-            params = {k: str(v) for k, v in _json_bytes(request.body).items()}
+            params = {k: str(v) for k, v in r.json_object(request.body).items()}
         given = params.pop("sig", "")
         if not given or not r.same(given.lower(), sms_signature(secret, params)):
             raise InvalidSignature("sig does not match")
@@ -304,7 +304,7 @@ class VonageProvider:
 
     def _call_event(self, request: ReceiptRequest, secret: str) -> list[Receipt]:
         _check_jwt(request, secret)
-        event = _json_bytes(request.body)
+        event = r.json_object(request.body)
         call_id, status = event.get("uuid"), CALL_STATUSES.get(str(event.get("status", "")))
         if not isinstance(call_id, str) or status is None:
             return []
@@ -363,19 +363,3 @@ def _invalid_to(payload: dict[str, Any]) -> bool:
 
 def _misconfigured(why: str) -> SendResult:
     return SendResult(Outcome.FAILOVER, reason=r.PROVIDER_MISCONFIGURED, raw_code=why)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _json_bytes(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body or b"{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -101,7 +101,7 @@ class WebhookProvider:
             response = self._poster.post(self._url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return r.transport_failure(exc)
-        answer = _json(response.content)
+        answer = r.json_object(response.content)
         if response.is_success:
             given = answer.get("message_id")
             return SendResult(
@@ -122,7 +122,7 @@ class WebhookProvider:
 
     def parse_receipt(self, request: ReceiptRequest) -> list[Receipt]:
         verify(self._key, request.headers, request.body)
-        data = _json(request.body)
+        data = r.json_object(request.body)
         if not isinstance(data.get("message_id"), str):
             return []
         status = data.get("status")
@@ -164,11 +164,3 @@ def payload(message: OutboundMessage) -> dict[str, Any]:
         body["speech"] = list(message.speech)
         body["dtmf_required"] = message.dtmf_required
     return body
-
-
-def _json(content: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(content or b"{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
