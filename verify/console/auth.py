@@ -94,7 +94,10 @@ def safe_next(target: str | None) -> str | None:
     """A post-sign-in destination, only if it is a path inside the console (no open redirect)."""
     if not target:
         return None
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not a console path either way
+        return None
     if parts.scheme or parts.netloc or not parts.path.startswith("/console"):
         return None
     if "\\" in target or target.startswith("//"):
