@@ -32,6 +32,10 @@ class Argon2Settings:
     parallelism: int = 1
 
 
+# A numeric setting that takes 0 to turn its feature off; every other one must be positive.
+ZERO_TURNS_OFF = {"zero_turns_off": True}
+
+
 @dataclass(frozen=True)
 class Limits:
     """Numeric limits that are not per-service settings."""
@@ -57,7 +61,7 @@ class Limits:
     # Seconds after which a message a provider accepted without a final receipt is looked up at
     # the provider, and between lookups for an hour while it has none (providers that can:
     # docs/delivery.md); 0 never looks.
-    reconcile_after: int = 600
+    reconcile_after: int = field(default=600, metadata=ZERO_TURNS_OFF)
     # Webhooks (docs/webhooks.md): relay period, tries per delivery, backoff, per-endpoint
     # concurrency, HTTP timeout (seconds).
     relay_interval: int = 1
@@ -67,9 +71,12 @@ class Limits:
     webhook_concurrency: int = 4
     webhook_timeout: int = 5
     # Retention (verify/retention.py), in days; 0 keeps everything of that kind.
-    webhook_retention_days: int = 30  # ended deliveries and their attempt logs
-    event_retention_days: int = 90  # published outbox events no delivery refers to
-    verification_retention_days: int = 90  # ended verifications with their attempts and checks
+    # ended deliveries and their attempt logs
+    webhook_retention_days: int = field(default=30, metadata=ZERO_TURNS_OFF)
+    # published outbox events no delivery refers to
+    event_retention_days: int = field(default=90, metadata=ZERO_TURNS_OFF)
+    # ended verifications with their attempts and checks
+    verification_retention_days: int = field(default=90, metadata=ZERO_TURNS_OFF)
     # Abuse controls (docs/abuse.md): every send of every account, per minute.
     global_sends_per_minute: int = 60_000
 
@@ -267,8 +274,9 @@ def _parse_group(cls: type[Any], env: Mapping[str, str], prefix: str) -> Any:
             value = int(raw)
         except ValueError:
             raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-        if value <= 0:
-            raise SettingsError(f"{name} must be positive, got {value}")
+        if value < 0 or (value == 0 and not f.metadata.get("zero_turns_off")):
+            least = "0 or more" if f.metadata.get("zero_turns_off") else "positive"
+            raise SettingsError(f"{name} must be {least}, got {value}")
         values[f.name] = value
     return cls(**values)
 

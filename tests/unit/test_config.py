@@ -48,6 +48,8 @@ def test_missing_secret_is_a_startup_error_naming_it(missing):
         ("VERIFY_ENV", "staging", "VERIFY_ENV"),
         ("VERIFY_ARGON2_TIME_COST", "fast", "integer"),
         ("VERIFY_IDEMPOTENCY_TTL", "-1", "positive"),
+        ("VERIFY_IDEMPOTENCY_TTL", "0", "positive"),
+        ("VERIFY_EVENT_RETENTION_DAYS", "-1", "0 or more"),
         ("VERIFY_CODE_PEPPERS", "c2hvcnQ", "32"),
         ("VERIFY_CODE_KEYS", "!!!", "base64"),
         ("VERIFY_OPERATOR_TOKEN", "short", "24"),
@@ -58,6 +60,21 @@ def test_malformed_settings_are_rejected(name, value, message):
     """Bad values and unknown VERIFY_* names are errors, not silently ignored."""
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env(**{name: value}))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "VERIFY_WEBHOOK_RETENTION_DAYS",
+        "VERIFY_EVENT_RETENTION_DAYS",
+        "VERIFY_VERIFICATION_RETENTION_DAYS",
+        "VERIFY_RECONCILE_AFTER",
+    ],
+)
+def test_zero_turns_off_what_the_readme_says_it_does(name):
+    """Keep-everything retention and no lookups are 0, as documented (these were refused)."""
+    settings = Settings.from_env(env(**{name: "0"}))
+    assert getattr(settings.limits, name.removeprefix("VERIFY_").lower()) == 0
 
 
 def test_dev_secrets_are_generated_once_and_kept(tmp_path):
