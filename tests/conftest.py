@@ -230,7 +230,7 @@ def work(runtime: Runtime) -> Any:
     """Run a real RQ worker in burst mode over the queue (in this process, sharing the runtime)."""
 
     def run() -> None:
-        SimpleWorker([runtime.queue], connection=runtime.redis).work(burst=True)
+        SimpleWorker(runtime.queues, connection=runtime.redis).work(burst=True)
 
     return run
 

@@ -58,6 +58,9 @@ class Limits:
     circuit_min_volume: int = 20
     circuit_window: int = 60
     circuit_cooldown: int = 30
+    # New sends of one account per 10 seconds that go straight onto the delivery queue; the rest
+    # wait in its overflow queue, taken only when the main one is empty (docs/delivery.md). 0: off.
+    delivery_fair_share: int = field(default=100, metadata=ZERO_TURNS_OFF)
     # Seconds after which a message a provider accepted without a final receipt is looked up at
     # the provider, and between lookups for an hour while it has none (providers that can:
     # docs/delivery.md); 0 never looks.

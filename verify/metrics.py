@@ -221,20 +221,20 @@ class VerifyCollector(Collector):
         return family
 
     def _queues(self) -> Iterator[Metric]:
-        client, queue = self._rt.redis, self._rt.queue
         jobs = GaugeMetricFamily(
             "verify_queue_jobs", "RQ jobs by queue and state", labels=["queue", "state"]
         )
-        for state, count in (
-            ("queued", queue.count),
-            ("started", StartedJobRegistry(queue=queue).count),
-            ("deferred", DeferredJobRegistry(queue=queue).count),
-            ("scheduled", ScheduledJobRegistry(queue=queue).count),  # type: ignore[no-untyped-call]
-            ("failed", FailedJobRegistry(queue=queue).count),
-        ):
-            jobs.add_metric([queue.name, state], count)
+        for queue in self._rt.queues:
+            for state, count in (
+                ("queued", queue.count),
+                ("started", StartedJobRegistry(queue=queue).count),
+                ("deferred", DeferredJobRegistry(queue=queue).count),
+                ("scheduled", ScheduledJobRegistry(queue=queue).count),  # type: ignore[no-untyped-call]
+                ("failed", FailedJobRegistry(queue=queue).count),
+            ):
+                jobs.add_metric([queue.name, state], count)
         yield jobs
-        yield from worker_metrics(client, queue)
+        yield from worker_metrics(self._rt.redis, self._rt.queue)
 
     # -- the database --------------------------------------------------------------------------------
 

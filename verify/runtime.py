@@ -25,12 +25,18 @@ class Runtime:
     sessions: sessionmaker[Session]
     redis: redis.Redis
     queue: Queue
+    overflow: Queue  # an account's new sends past its fair share (verify.delivery.queue)
     hasher: CodeHasher
     sealer: CodeSealer
-    dispatcher: RQDispatcher  # enqueues delivery jobs on ``queue``
+    dispatcher: RQDispatcher  # enqueues delivery jobs on ``queue`` and ``overflow``
     clock: Clock = field(default_factory=SystemClock)
     # Service snapshots for the start/check hot path (a few seconds old at most).
     services: ServiceCache = field(default_factory=ServiceCache)
+
+    @property
+    def queues(self) -> list[Queue]:
+        """What workers take jobs from, in order: ``overflow`` only when ``queue`` is empty."""
+        return [self.queue, self.overflow]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -41,12 +47,14 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     client = redisconn.connect(settings)
     engine = make_engine(settings.effective_database_url)
     queue = Queue(settings.queue_name, connection=client)
+    overflow = Queue(f"{settings.queue_name}-overflow", connection=client)
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
         redis=client,
         queue=queue,
+        overflow=overflow,
         hasher=CodeHasher(
             settings.code_peppers,
             time_cost=settings.argon2.time_cost,
@@ -54,6 +62,6 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
             parallelism=settings.argon2.parallelism,
         ),
         sealer=CodeSealer(settings.code_keys),
-        dispatcher=RQDispatcher(queue),
+        dispatcher=RQDispatcher(queue, overflow, settings.limits.delivery_fair_share),
         clock=clock or SystemClock(),
     )

@@ -40,7 +40,7 @@ def run(settings: Settings, *, burst: bool = False, name: str | None = None) -> 
     # SimpleWorker runs jobs in this process: the runtime's pools are reused instead of being
     # rebuilt after a fork for every job. A supervisor restarts the process if it dies.
     worker = SimpleWorker(
-        [runtime.queue], connection=runtime.redis, name=name, worker_ttl=WORKER_TTL
+        runtime.queues, connection=runtime.redis, name=name, worker_ttl=WORKER_TTL
     )
     try:
         return bool(

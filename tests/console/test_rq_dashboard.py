@@ -27,7 +27,7 @@ DASHBOARD_DATA = [
 @pytest.fixture
 def worker(runtime: Runtime) -> Iterator[SimpleWorker]:
     """A worker registered in Redis, as a running ``verify worker`` is."""
-    w = SimpleWorker([runtime.queue], connection=runtime.redis)
+    w = SimpleWorker(runtime.queues, connection=runtime.redis)
     w.register_birth()
     yield w
     w.register_death()
@@ -66,7 +66,7 @@ def test_the_operator_sees_the_services_queues_and_workers(
     assert [(q["name"], q["count"]) for q in queues] == [(runtime.settings.queue_name, 1)]
     workers = console.get("/console/rq/0/data/workers.json").get_json()["workers"]
     assert [w["name"] for w in workers] == [worker.name]
-    assert workers[0]["queues"] == [runtime.settings.queue_name]
+    assert workers[0]["queues"] == [q.name for q in runtime.queues]  # with the overflow queue
 
 
 def test_other_redis_instances_do_not_exist(console: Console) -> None:

@@ -87,7 +87,7 @@ class Recorder(ApiClient):
 
 def run_worker(runtime: Any) -> None:
     """The in-process worker, logging at DEBUG (the `work` fixture would log at INFO)."""
-    SimpleWorker([runtime.queue], connection=runtime.redis).work(burst=True, logging_level="DEBUG")
+    SimpleWorker(runtime.queues, connection=runtime.redis).work(burst=True, logging_level="DEBUG")
 
 
 def play_session(app, runtime, clock, tenant, worker_process, bodies) -> dict[str, Any]:

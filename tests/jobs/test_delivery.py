@@ -9,7 +9,7 @@ from sqlalchemy import select
 from tests.conftest import ApiClient, code_in, delivered_code, make_tenant
 from verify import jobs
 from verify.delivery.console import OUTBOX_KEY, outbox_for
-from verify.delivery.queue import job_id
+from verify.delivery.queue import RQDispatcher, job_id
 from verify.delivery.templates import catalog
 from verify.models import Event
 
@@ -201,10 +201,14 @@ def test_unknown_attempt_sends_nothing(runtime, work):
 
 
 def test_separate_worker_process_delivers(api, worker_process, runtime):
-    """`python -m workers.worker --burst` in its own process picks the job up and sends it."""
+    """`python -m workers.worker --burst` in its own process picks the jobs up and sends them,
+    from the overflow queue too (a second start past a fair share of one)."""
+    runtime.dispatcher = RQDispatcher(runtime.queue, runtime.overflow, fair_share=1)
+    other = api.start(to="+14155550177").json["sid"]
     sid = api.start().json["sid"]
-    assert runtime.queue.count == 1
+    assert (runtime.queue.count, runtime.overflow.count) == (1, 1)
     worker_process()
-    assert runtime.queue.count == 0
+    assert (runtime.queue.count, runtime.overflow.count) == (0, 0)
+    assert attempt_of(api, other)["status"] == "sent"
     assert attempt_of(api, sid)["status"] == "sent"
     assert api.check(delivered_code(runtime)).json["status"] == "approved"

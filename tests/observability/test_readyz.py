@@ -25,7 +25,7 @@ def test_not_ready_without_a_worker(app: flask.Flask) -> None:
 def test_ready_with_a_live_worker_and_not_once_it_is_stale_or_gone(
     app: flask.Flask, runtime: Runtime
 ) -> None:
-    worker = SimpleWorker([runtime.queue], connection=runtime.redis)
+    worker = SimpleWorker(runtime.queues, connection=runtime.redis)
     worker.register_birth()
     worker.heartbeat()
     try:

@@ -69,6 +69,7 @@ def test_malformed_settings_are_rejected(name, value, message):
         "VERIFY_EVENT_RETENTION_DAYS",
         "VERIFY_VERIFICATION_RETENTION_DAYS",
         "VERIFY_RECONCILE_AFTER",
+        "VERIFY_DELIVERY_FAIR_SHARE",
     ],
 )
 def test_zero_turns_off_what_the_readme_says_it_does(name):

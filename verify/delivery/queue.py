@@ -1,6 +1,11 @@
 """The RQ side of dispatch: one job per send attempt, its id derived from the attempt (idempotent),
 and the delivery timers (retry backoff, channel timeout) that enqueue a job when they fall due.
 
+Fair share: an account's new sends go onto the main queue up to ``fair_share`` in each
+``FAIR_SHARE_WINDOW`` seconds, and the rest onto the overflow queue, which workers take from only
+when the main queue is empty. One account sending far more than the others then delays its own
+messages, not theirs (docs/delivery.md).
+
 Timers are a Redis sorted set of ids scored by due time from the runtime's clock, released by every
 worker's ticker once a second (an atomic pop, so one worker enqueues each). Nothing in them but ids.
 The database stays the source of truth: an attempt waiting for a retry is ``queued`` with its
@@ -26,6 +31,7 @@ DELIVER = "verify.jobs.deliver"
 CHANNEL_TIMEOUT = "verify.jobs.channel_timeout"
 RECONCILE = "verify.jobs.reconcile"
 TIMERS = "verify:delivery:timers"
+FAIR_SHARE_WINDOW = 10  # seconds
 JOB_TIMEOUT = 60  # seconds RQ lets a delivery job run before it kills it
 RESULT_TTL = 600
 FAILURE_TTL = 86_400
@@ -68,7 +74,7 @@ class _DeliveryJobs:
             result_ttl=RESULT_TTL,
             failure_ttl=FAILURE_TTL,
         ).to_dict()
-        varying = ("created_at", "enqueued_at", "description", "data")
+        varying = ("created_at", "enqueued_at", "description", "data", "origin")
         # Each field as redis-py would send it in a command (its Encoder is untyped).
         encode: Callable[[object], bytes] = queue.connection.get_encoder().encode
         fixed = "".join(
@@ -76,19 +82,38 @@ class _DeliveryJobs:
             for name, value in template.items()
             if name not in varying
         )
+        # KEYS: the job, the main queue, RQ's set of queues, the overflow queue, the account's
+        # share counter (absent: the main queue). ARGV: time, description, data, job id, the two
+        # queues' names, the share and its window.
         self._script = queue.connection.register_script(
+            "local lane, origin = KEYS[2], ARGV[5]\n"
+            "if KEYS[5] then\n"
+            "  local sent = redis.call('INCR', KEYS[5])\n"
+            "  if sent == 1 then redis.call('EXPIRE', KEYS[5], ARGV[8]) end\n"
+            "  if sent > tonumber(ARGV[7]) then lane, origin = KEYS[4], ARGV[6] end\n"
+            "end\n"
             "redis.call('HSET', KEYS[1], 'created_at', ARGV[1], 'enqueued_at', ARGV[1],"
-            f" 'description', ARGV[2], 'data', ARGV[3]{fixed})\n"
-            "redis.call('SADD', KEYS[3], KEYS[2])\n"
-            "return redis.call('RPUSH', KEYS[2], ARGV[4])"
+            f" 'description', ARGV[2], 'data', ARGV[3], 'origin', origin{fixed})\n"
+            "redis.call('SADD', KEYS[3], lane)\n"
+            "return redis.call('RPUSH', lane, ARGV[4])"
         )
 
-    def write(self, attempt_sid: str, jid: str) -> None:
+    def write(
+        self, attempt_sid: str, jid: str, overflow: Queue, share: tuple[str, int] | None
+    ) -> None:
+        """Write the job onto the main queue, or with ``share`` (the account's counter key and
+        its share) onto ``overflow`` once the counter is past the share."""
         data = zlib.compress(self._queue.serializer.dumps((DELIVER, None, (attempt_sid,), {})))
+        keys = [Job.key_for(jid), self._queue.key, Queue.redis_queues_keys, overflow.key]
+        if share:
+            keys.append(share[0])
         self._script(
-            keys=[Job.key_for(jid), self._queue.key, Queue.redis_queues_keys],
-            args=[utcformat(now()), f"deliver {attempt_sid}", data, jid],
-        )
+            keys=keys,
+            args=[
+                utcformat(now()), f"deliver {attempt_sid}", data, jid,
+                self._queue.name, overflow.name, share[1] if share else 0, FAIR_SHARE_WINDOW,
+            ],
+        )  # fmt: skip
 
 
 def _lua_string(raw: bytes) -> str:
@@ -98,18 +123,30 @@ def _lua_string(raw: bytes) -> str:
     )
 
 
-class RQDispatcher:
-    """One per process (Runtime.dispatcher)."""
+def share_key(account_sid: str) -> str:
+    return f"verify:delivery:share:{account_sid}"
 
-    def __init__(self, queue: Queue) -> None:
+
+class RQDispatcher:
+    """One per process (Runtime.dispatcher). ``fair_share``: an account's new sends per
+    ``FAIR_SHARE_WINDOW`` seconds that go onto ``queue``, the rest onto ``overflow``; 0 puts
+    every job onto ``queue``."""
+
+    def __init__(self, queue: Queue, overflow: Queue, fair_share: int = 0) -> None:
         self._queue = queue
+        self._overflow = overflow
+        self._fair_share = fair_share
         self._jobs = _DeliveryJobs(queue)  # no I/O: the script is loaded on its first call
 
-    def dispatch(self, attempt_sid: str) -> None:
-        """Enqueue a new attempt after commit. A Redis failure is logged, not raised: the sweep
-        redrives it."""
+    def dispatch(self, attempt_sid: str, account_sid: str | None = None) -> None:
+        """Enqueue a new attempt after commit: a new send of ``account_sid`` within its fair
+        share, or without an account (a failover, a fallback, a redrive: sends already under way)
+        onto the main queue. A Redis failure is logged, not raised: the sweep redrives it."""
+        share = None
+        if account_sid is not None and self._fair_share:
+            share = (share_key(account_sid), self._fair_share)
         try:
-            self._enqueue(attempt_sid)
+            self._jobs.write(attempt_sid, job_id(attempt_sid), self._overflow, share)
         except redis.RedisError:
             log.warning("enqueue failed; the sweep will redrive it", extra={"attempt": attempt_sid})
 
@@ -126,7 +163,7 @@ class RQDispatcher:
         return True
 
     def _enqueue(self, attempt_sid: str, tries: int = 0) -> None:
-        self._jobs.write(attempt_sid, job_id(attempt_sid, tries))
+        self._jobs.write(attempt_sid, job_id(attempt_sid, tries), self._overflow, None)
 
     def enqueue_retry(self, attempt_sid: str, tries: int) -> None:
         self._enqueue(attempt_sid, tries)

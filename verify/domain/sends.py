@@ -16,9 +16,11 @@ from verify.models import SendAttempt, Verification
 
 
 class Dispatcher(Protocol):
-    """Hands a committed send attempt to the delivery workers."""
+    """Hands a committed send attempt to the delivery workers: a new send of ``account_sid``
+    (counted against its fair share of the workers), or without one a send already under way (a
+    failover, a fallback, a redrive)."""
 
-    def dispatch(self, attempt_sid: str) -> None: ...
+    def dispatch(self, attempt_sid: str, account_sid: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ class VerificationService(Lifecycle):
             self._services.forget(service_sid)
             outcome, attempt = self._start(account_sid, service_sid, destination, req)
         if attempt.status == "queued":
-            self._dispatcher.dispatch(attempt.sid)
+            self._dispatcher.dispatch(attempt.sid, account_sid)
         if outcome.block is not None:
             raise outcome.block
         return outcome
