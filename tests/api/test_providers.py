@@ -117,6 +117,30 @@ def test_credentials_are_replaced_and_sealed_to_the_provider(api, runtime):
         ({"Config": json.dumps({"from": "+14155550100"})}, "Config.account_sid"),
         ({"Credentials": json.dumps({})}, "Credentials.auth_token"),
         ({"Config": "not json"}, "Config"),
+        (
+            {
+                "Config": json.dumps(
+                    {
+                        "account_sid": "AC" + "0" * 32,
+                        "from": "+14155550100",
+                        "base_url": "http://[x",
+                    }
+                )
+            },
+            "Config.base_url",
+        ),  # no URL can hold it: urlsplit refuses the bracket (this was a 500)
+        (
+            {
+                "Config": json.dumps(
+                    {
+                        "account_sid": "AC" + "0" * 32,
+                        "from": "+14155550100",
+                        "base_url": "http://a:99999",
+                    }
+                )
+            },
+            "Config.base_url",
+        ),
     ],
 )
 def test_invalid_settings_name_the_parameter(api, overrides, parameter):

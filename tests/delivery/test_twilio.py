@@ -297,6 +297,7 @@ def test_receipt_for_another_url_or_without_signature_is_refused(twilio_peer):
     for url, headers in [
         ("https://b.example/cb", {"X-Twilio-Signature": signed}),
         ("https://a.example/cb", {}),
+        ("http://[x/cb", {"X-Twilio-Signature": signed}),  # a Host header no URL can hold
     ]:
         with pytest.raises(InvalidSignature):
             p.parse_receipt(

@@ -228,10 +228,8 @@ def _check(f: Field, value: Any) -> str | None:
         return "must be a string"
     if kind == "choice" and value not in f.choices:
         return f"must be one of {', '.join(f.choices)}"
-    if kind == "url":
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return "must be an http(s) URL"
+    if kind == "url" and not _is_http_url(value):
+        return "must be an http(s) URL"
     if kind == "email" and (value.count("@") != 1 or not all(value.split("@"))):
         return "must be an email address"
     if kind == "phone" and not (
@@ -378,3 +376,12 @@ __all__ = [
     "build_provider",
     "validate_config",
 ]
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # read for its check: a port out of range or not a number is refused
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0

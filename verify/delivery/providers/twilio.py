@@ -281,13 +281,17 @@ def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> st
 def _url_variants(url: str) -> list[str]:
     """The URL as received, and with the default port added or removed: Twilio signs the URL it
     called, and a proxy in between may have changed how the port is written."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a Host header no URL can hold: nothing to vary
+        return [url]
     default = {"https": 443, "http": 80}.get(parts.scheme)
     variants = [url]
     host = parts.hostname or ""
-    if parts.port is None and default:
+    if port is None and default:
         variants.append(urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}")))
-    elif parts.port == default:
+    elif port == default:
         netloc = parts.netloc.rsplit(":", 1)[0]
         variants.append(urlunsplit(parts._replace(netloc=netloc or host)))
     return variants
