@@ -3,6 +3,7 @@ YAML loader of the CLI."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -286,3 +287,44 @@ def test_the_operator_allowlist_admits_a_private_gateway(runtime, settings):
         Credentials=json.dumps({"secret": SECRET}),
     )
     assert r.status_code == 201, r.json
+
+
+VALID = {  # a channel, the config and the credentials of a provider of each type
+    "console": ("sms", {}, {}),
+    "smtp": ("email", {"host": "smtp.acme.example", "from_address": "codes@acme.example"}, {}),
+    "twilio": ("sms", {"account_sid": "AC" + "a" * 32, "from": "+1415550100"}, {"auth_token": "t"}),
+    "vonage": ("sms", {"api_key": "k", "from": "Acme"}, {"api_secret": "s"}),
+    "http": ("sms", {"url": "https://gw.acme.example/send"}, {"secret": SECRET}),
+}
+ODD_VALUES = [
+    "", " ", "http://[x", "http://a:99999", "https://", "x" * 5000, "\u202e", "+", "AC", "é",
+    0, -1, 10**30, 1.5, float("inf"), float("nan"), True, None, [], {}, ["x"], {"es": 1},
+    {"es": "HX" + "0" * 32, "zz": "HX" + "0" * 32},
+]  # fmt: skip
+
+
+def test_odd_values_in_every_provider_field_are_refused_by_name(api):
+    """Every field of every provider type, given each odd value: created, or 400 naming a
+    parameter; never a server error."""
+    from verify.delivery.providers import PROVIDER_TYPES
+
+    failed = []
+    for type_, spec in PROVIDER_TYPES.items():
+        channel, config, credentials = VALID[type_]
+        assert create(api, Type=type_, FriendlyName=type_, Channels=channel,
+                      Config=json.dumps(config), Credentials=json.dumps(credentials),
+                      Countries="").status_code == 201, type_  # fmt: skip
+        for section, fields in (("Config", spec.config), ("Credentials", spec.credentials)):
+            for field, value in itertools.product(fields, ODD_VALUES):
+                given = {"Config": dict(config), "Credentials": dict(credentials)}
+                given[section][field.name] = value
+                r = create(api, Type=type_, FriendlyName=f"{type_} odd", Channels=channel,
+                           Countries="",
+                           Config=json.dumps(given["Config"]),
+                           Credentials=json.dumps(given["Credentials"]))  # fmt: skip
+                ok = r.status_code == 201 or (r.status_code == 400 and r.json["parameter"])
+                if not ok:
+                    failed.append((type_, field.name, repr(value)[:30], r.status_code))
+                if r.status_code == 201:
+                    api.delete(f"/v2/Providers/{r.json['sid']}")
+    assert not failed
