@@ -3,6 +3,7 @@ its CLI, the dry run, and changes reaching a running worker without a restart.""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -265,3 +266,29 @@ def test_the_worker_screens_a_queued_send_again(api, runtime, worker_process):
     assert (attempt.status, attempt.reason_code) == ("blocked", "geo_blocked")
     assert [d.reason_code for d in decisions(runtime, sid)] == ["geo_blocked"]
     assert outbox_for(runtime).read(10) == []
+
+
+ODD_PARAMS = [
+    "", "x", "US", "+1", 0, -1, 10**30, 1.5, float("inf"), float("nan"), True, None, [], {},
+    ["US", "US"], ["XX"], [["US"]], [{}], {"US": 1}, "\u202e",
+]  # fmt: skip
+VALID_PARAMS = {"rate_limit": {"key": "account", "max": 5, "interval": 60}}
+
+
+def test_odd_values_in_every_rule_parameter_are_refused_by_name(api):
+    """Each parameter of each rule type (its normalized defaults name them), given each odd value:
+    created, or 400 naming Params; never a server error."""
+    from verify.domain.fraud import TYPES
+    from verify.domain.fraud_params import normalize
+
+    failed = []
+    for type_ in TYPES:
+        base = normalize(type_, VALID_PARAMS.get(type_, {}))
+        for name, value in itertools.product([*base, "prefix_digits"], ODD_PARAMS):
+            params = {**base, name: value}
+            r = api.post("/v2/FraudRules", {"Type": type_, "Params": json.dumps(params)})
+            if r.status_code == 201:
+                api.delete(f"/v2/FraudRules/{r.json['sid']}")
+            elif (r.status_code, r.json.get("parameter")) != (400, "Params"):
+                failed.append((type_, name, repr(value)[:20], r.status_code))
+    assert not failed

@@ -60,7 +60,9 @@ def _list(
 ) -> None:
     value = p.get(name, list(default))
     allowed = set(options)
-    if not isinstance(value, list | tuple) or any(v not in allowed for v in value):
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str) and v in allowed for v in value
+    ):
         raise InvalidParameter("Params", f"{name} must be a list of: {', '.join(sorted(allowed))}")
     out[name] = sorted(dict.fromkeys(value))
 
