@@ -193,7 +193,6 @@ def providers() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def providers_load(path: Path, account_sid: str | None, prune: bool, as_json: bool) -> None:
     """Create or update (by friendly_name) the providers listed in a YAML file."""
-
     from verify.api import providers as providers_api
 
     try:

@@ -63,8 +63,9 @@ class _DeliveryJobs:
     are written into the script; each call sends only what differs: the time, the description and
     the serialized call. About half the client CPU of ``Queue.enqueue`` (docs/performance.md)."""
 
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, overflow: Queue) -> None:
         self._queue = queue
+        self._overflow = overflow
         template = queue.create_job(
             DELIVER,
             args=("",),
@@ -98,11 +99,10 @@ class _DeliveryJobs:
             "return redis.call('RPUSH', lane, ARGV[4])"
         )
 
-    def write(
-        self, attempt_sid: str, jid: str, overflow: Queue, share: tuple[str, int] | None
-    ) -> None:
+    def write(self, attempt_sid: str, jid: str, share: tuple[str, int] | None = None) -> None:
         """Write the job onto the main queue, or with ``share`` (the account's counter key and
-        its share) onto ``overflow`` once the counter is past the share."""
+        its share) onto the overflow queue once the counter is past the share."""
+        overflow = self._overflow
         data = zlib.compress(self._queue.serializer.dumps((DELIVER, None, (attempt_sid,), {})))
         keys = [Job.key_for(jid), self._queue.key, Queue.redis_queues_keys, overflow.key]
         if share:
@@ -134,9 +134,8 @@ class RQDispatcher:
 
     def __init__(self, queue: Queue, overflow: Queue, fair_share: int = 0) -> None:
         self._queue = queue
-        self._overflow = overflow
         self._fair_share = fair_share
-        self._jobs = _DeliveryJobs(queue)  # no I/O: the script is loaded on its first call
+        self._jobs = _DeliveryJobs(queue, overflow)  # no I/O: the script loads on its first call
 
     def dispatch(self, attempt_sid: str, account_sid: str | None = None) -> None:
         """Enqueue a new attempt after commit: a new send of ``account_sid`` within its fair
@@ -146,7 +145,7 @@ class RQDispatcher:
         if account_sid is not None and self._fair_share:
             share = (share_key(account_sid), self._fair_share)
         try:
-            self._jobs.write(attempt_sid, job_id(attempt_sid), self._overflow, share)
+            self._jobs.write(attempt_sid, job_id(attempt_sid), share)
         except redis.RedisError:
             log.warning("enqueue failed; the sweep will redrive it", extra={"attempt": attempt_sid})
 
@@ -163,7 +162,7 @@ class RQDispatcher:
         return True
 
     def _enqueue(self, attempt_sid: str, tries: int = 0) -> None:
-        self._jobs.write(attempt_sid, job_id(attempt_sid, tries), self._overflow, None)
+        self._jobs.write(attempt_sid, job_id(attempt_sid, tries))
 
     def enqueue_retry(self, attempt_sid: str, tries: int) -> None:
         self._enqueue(attempt_sid, tries)

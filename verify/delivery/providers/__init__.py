@@ -246,6 +246,15 @@ def _check(f: Field, value: Any) -> str | None:
     return None
 
 
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # read for its check: a port out of range or not a number is refused
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
+
+
 def _is_sid(prefix: str, value: str) -> bool:
     body = value[len(prefix) :]
     return (
@@ -376,12 +385,3 @@ __all__ = [
     "build_provider",
     "validate_config",
 ]
-
-
-def _is_http_url(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-        port = parts.port  # read for its check: a port out of range or not a number is refused
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
