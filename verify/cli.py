@@ -196,7 +196,7 @@ def providers_load(path: Path, account_sid: str | None, prune: bool, as_json: bo
     from verify.api import providers as providers_api
 
     try:
-        document = load_yaml(path.read_text(encoding="utf-8")) or {}
+        document = load_yaml(path.read_bytes()) or {}
     except ValueError as exc:
         raise click.ClickException(f"{path} {exc}") from None
     problem = refusal(document)
@@ -248,7 +248,7 @@ def fraud_load(path: Path, as_json: bool) -> None:
     rt = context.runtime()
     cache = abuse.controls_for(rt).cache
     results = {}
-    for account, rules in rulesfile.parse(path.read_text()).items():
+    for account, rules in rulesfile.parse(path.read_bytes()).items():
         _require_account(account)
         registry = FraudRules(context.session(), rt.clock, cache, "cli")
         results[account] = registry.replace_all(account, rules)

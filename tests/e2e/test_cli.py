@@ -205,15 +205,21 @@ ALIAS_BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
         (("fraud", "load"), ALIAS_BOMB, "must not hold more than 100000 values"),
         (("providers", "load"), "account: 9" + "9" * 5000, "holds a number too long to read"),
         (("providers", "load"), "providers: [\n  password: s3cret", "is not valid YAML (line 2"),
+        (("fraud", "load"), b"version: 1\naccounts: \xff", "is not valid YAML (position 21"),
+        (("providers", "load"), b"account: \xc3(", "is not valid YAML (position 9"),
     ],
 )
 def test_files_past_what_can_be_read_are_refused(
-    cli: Cli, tmp_path: Path, args: tuple[str, ...], text: str, says: str
+    cli: Cli, tmp_path: Path, args: tuple[str, ...], text: str | bytes, says: str
 ) -> None:
     """Nesting past any setting, an alias expanding past any file, a number Python will not read,
-    or broken YAML: one line, quickly, and never the line's text (it may hold a credential)."""
+    broken YAML or bytes that are not UTF-8: one line, quickly, and never the line's text (it may
+    hold a credential)."""
     path = tmp_path / "file.yaml"
-    path.write_text(text)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
     result = verify(*args, str(path), env=cli.env)
     assert result.returncode == 1, result.stderr
     assert says in result.stderr

@@ -29,7 +29,7 @@ def dump(rules: dict[str, list[dict[str, Any]]]) -> str:
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100)
 
 
-def parse(text: str) -> dict[str, list[dict[str, Any]]]:
+def parse(text: str | bytes) -> dict[str, list[dict[str, Any]]]:
     try:
         document = load_yaml(text)
     except ValueError as exc:

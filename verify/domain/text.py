@@ -62,14 +62,17 @@ def load_json(raw: str | bytes) -> Any:
         raise ValueError(TOO_LONG_NUMBER) from None
 
 
-def load_yaml(text: str) -> Any:
-    """Parse YAML (safe types only), as ``load_json`` does JSON."""
+def load_yaml(text: str | bytes) -> Any:
+    """Parse YAML (safe types only; bytes in UTF-8, or UTF-16 with a BOM), as ``load_json`` does
+    JSON."""
     import yaml
 
     try:
         return yaml.safe_load(text)
     except RecursionError:
         raise ValueError(TOO_DEEP) from None
+    except yaml.reader.ReaderError as exc:  # bytes that are not text, or a control character
+        raise ValueError(f"is not valid YAML (position {exc.position}: {exc.reason})") from None
     except yaml.YAMLError as exc:
         # Where and what, not the snippet of the line PyYAML quotes (it may hold a credential).
         mark = getattr(exc, "problem_mark", None)
