@@ -36,6 +36,15 @@ def test_digits_are_roughly_uniform():
     assert max(counts.values()) / min(counts.values()) < 1.2
 
 
+def test_every_position_takes_every_digit():
+    """Codes are zero-padded: a leading 0 is as likely as any other leading digit."""
+    codes = [generate_code(4) for _ in range(5000)]
+    for position in range(4):
+        counts = Counter(code[position] for code in codes)
+        assert set(counts) == set("0123456789")
+        assert 380 < min(counts.values()) <= max(counts.values()) < 620  # 500 each, > 5 sigma
+
+
 @pytest.mark.parametrize(
     ("code", "valid"),
     [
