@@ -292,3 +292,18 @@ def test_odd_values_in_every_rule_parameter_are_refused_by_name(api):
             elif (r.status_code, r.json.get("parameter")) != (400, "Params"):
                 failed.append((type_, name, repr(value)[:20], r.status_code))
     assert not failed
+
+
+@pytest.mark.parametrize("description", ["x" * 256, ["x"], 5])
+def test_a_description_longer_than_stored_or_not_text_is_refused_everywhere(api, description):
+    """The check lives in RuleFields, which the API, the console and the rules file all build
+    (from the console and a rules file this was a 500 on PostgreSQL)."""
+    from verify.abuse.registry import RuleFields
+    from verify.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter) as refused:
+        RuleFields(type="number_type", description=description)
+    assert refused.value.parameter == "Description"
+    if isinstance(description, str):
+        r = api.post("/v2/FraudRules", {"Type": "number_type", "Description": description})
+        assert (r.status_code, r.json["parameter"]) == (400, "Description")

@@ -29,6 +29,7 @@ from verify.models.abuse import (
 
 RULE = "FR"
 MAX_RULES = 200
+MAX_DESCRIPTION = 255  # the column's length
 T = TypeVar("T")
 
 
@@ -44,6 +45,14 @@ class RuleFields:
     priority: int | None = None
     enabled: bool | None = None
     description: str | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here, where every way in (API, console, rules file) passes.
+        text = self.description
+        if text is not None and (not isinstance(text, str) or len(text) > MAX_DESCRIPTION):
+            raise InvalidParameter(
+                "Description", f"must be text of at most {MAX_DESCRIPTION} characters"
+            )
 
 
 def snapshot(rule: FraudRule) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow as ma
 from flask.views import MethodView
 
-from verify.abuse.registry import RuleFields
+from verify.abuse.registry import MAX_DESCRIPTION, RuleFields
 from verify.api import context
 from verify.api.abuse_context import FORM, account, controls, fraud_rules, url
 from verify.api.fields import CommaList, JsonAnyObject, JsonObject, TwilioDateTime, channel
@@ -33,7 +33,7 @@ class RuleArgs(Args):
     Channels = CommaList(metadata={"description": "Channels watched (default: the type's)"})
     Priority = ma.fields.Integer(metadata={"description": "Evaluation order, lowest first"})
     Enabled = ma.fields.Boolean()
-    Description = ma.fields.String(validate=ma.validate.Length(max=255))
+    Description = ma.fields.String(validate=ma.validate.Length(max=MAX_DESCRIPTION))
 
 
 class RuleCreateArgs(RuleArgs):
