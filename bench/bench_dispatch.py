@@ -65,7 +65,7 @@ class Collect:
     def __init__(self) -> None:
         self.sids: list[str] = []
 
-    def dispatch(self, attempt_sid: str) -> None:
+    def dispatch(self, attempt_sid: str, account_sid: str | None = None) -> None:
         self.sids.append(attempt_sid)
 
 
