@@ -28,6 +28,8 @@ def refusal(value: Any) -> str | None:
     """Why ``value`` (a string, or parsed JSON or YAML: mappings, lists and scalars) cannot be
     stored, or None. Walked without recursion, and only so far: a YAML alias counts as often as
     it is used, as it would be when stored."""
+    if isinstance(value, str):  # most values: every form and query parameter
+        return UNSTORABLE if unstorable(value) else None
     pending = [(value, 0)]
     seen = 0
     while pending:
