@@ -277,9 +277,10 @@ def _parse_group(cls: type[Any], env: Mapping[str, str], prefix: str) -> Any:
             value = int(raw)
         except ValueError:
             raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-        if value < 0 or (value == 0 and not f.metadata.get("zero_turns_off")):
-            least = "0 or more" if f.metadata.get("zero_turns_off") else "positive"
-            raise SettingsError(f"{name} must be {least}, got {value}")
+        least = 0 if f.metadata.get("zero_turns_off") else 1
+        if value < least:
+            bound = "0 or more" if least == 0 else "positive"
+            raise SettingsError(f"{name} must be {bound}, got {value}")
         values[f.name] = value
     return cls(**values)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import marshmallow as ma
 
+from verify.domain import text
 from verify.domain.destinations import CHANNELS
-from verify.domain.text import load_json, refusal
 
 
 class TwilioDateTime(ma.fields.Field[datetime]):
@@ -37,17 +37,10 @@ class CommaList(ma.fields.Field[list[str]]):
 
 def json_object(value: Any) -> dict[str, Any]:
     """A JSON object given as a string (form bodies) or as an object (JSON bodies)."""
-    if isinstance(value, str):
-        try:
-            value = load_json(value)
-        except ValueError as exc:
-            raise ma.ValidationError(str(exc)) from None
-    if not isinstance(value, dict):
-        raise ma.ValidationError("must be a JSON object")
-    problem = refusal(value)
-    if problem:
-        raise ma.ValidationError(problem)
-    return value
+    try:
+        return text.json_object(value)
+    except ValueError as exc:
+        raise ma.ValidationError(str(exc)) from None
 
 
 class JsonAnyObject(ma.fields.Field[dict[str, Any]]):

@@ -17,7 +17,7 @@ from verify.console import queries, services
 from verify.console.web import blp, render
 from verify.domain import fraud
 from verify.domain.destinations import CHANNELS
-from verify.domain.text import load_json, refusal
+from verify.domain.text import json_object
 from verify.errors import InvalidParameter
 from verify.models.abuse import FraudRule
 
@@ -153,12 +153,6 @@ def _countries(raw: str) -> list[str]:
 
 def _json_object(raw: str) -> dict[str, Any]:
     try:
-        value = load_json(raw)
+        return json_object(raw)
     except ValueError as exc:
         raise InvalidParameter("Params", str(exc)) from None
-    if not isinstance(value, dict):
-        raise InvalidParameter("Params", "must be a JSON object")
-    problem = refusal(value)
-    if problem:
-        raise InvalidParameter("Params", problem)
-    return value

@@ -145,7 +145,7 @@ class RQDispatcher:
         if account_sid is not None and self._fair_share:
             share = (share_key(account_sid), self._fair_share)
         try:
-            self._jobs.write(attempt_sid, job_id(attempt_sid), share)
+            self._enqueue(attempt_sid, share=share)
         except redis.RedisError:
             log.warning("enqueue failed; the sweep will redrive it", extra={"attempt": attempt_sid})
 
@@ -161,8 +161,10 @@ class RQDispatcher:
         self._enqueue(attempt_sid)
         return True
 
-    def _enqueue(self, attempt_sid: str, tries: int = 0) -> None:
-        self._jobs.write(attempt_sid, job_id(attempt_sid, tries))
+    def _enqueue(
+        self, attempt_sid: str, tries: int = 0, share: tuple[str, int] | None = None
+    ) -> None:
+        self._jobs.write(attempt_sid, job_id(attempt_sid, tries), share)
 
     def enqueue_retry(self, attempt_sid: str, tries: int) -> None:
         self._enqueue(attempt_sid, tries)

@@ -64,6 +64,19 @@ def load_json(raw: str | bytes) -> Any:
         raise ValueError(TOO_LONG_NUMBER) from None
 
 
+def json_object(value: Any) -> dict[str, Any]:
+    """A JSON object that can be stored, given as text (a form field) or already parsed (a JSON
+    body's member); ValueError with the reason otherwise."""
+    if isinstance(value, str | bytes):
+        value = load_json(value)
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    problem = refusal(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def load_yaml(text: str | bytes) -> Any:
     """Parse YAML (safe types only; bytes in UTF-8, or UTF-16 with a BOM), as ``load_json`` does
     JSON."""
