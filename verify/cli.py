@@ -51,6 +51,14 @@ class _Commands(FlaskGroup):
         except redis.ConnectionError as exc:
             raise click.ClickException(f"Redis cannot be reached: {exc}") from None
 
+    # The app adds no commands of its own: listing or finding one never needs it loaded (loading it
+    # without the secret settings would print their error above ``verify --help``).
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return click.Group.list_commands(self, ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, name)
+
 
 @click.group(cls=_Commands, create_app=_create_app, add_default_commands=False)
 def cli() -> None:

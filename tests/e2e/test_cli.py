@@ -283,7 +283,15 @@ def test_help_without_secrets_lists_commands(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("accounts", "db", "dev", "keys", "secrets", "services", "worker"):
         assert re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE), command
-    assert "Traceback" not in result.stderr
+    assert result.stderr == ""  # nothing about settings the help does not need
+
+
+def test_unknown_command_without_secrets_says_only_that(tmp_path: Path) -> None:
+    result = verify("nope", env=base_env(), cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "No such command 'nope'" in result.stderr
+    assert "VERIFY_" not in result.stderr
 
 
 def test_secrets_prints_a_working_production_environment(tmp_path: Path) -> None:
