@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask.cli import FlaskGroup, NoAppException
+from flask.cli import FlaskGroup
 
 from verify import migrate
 from verify.api import context
@@ -23,9 +23,7 @@ def _create_app() -> Any:
     try:
         return create_app(Settings.from_env())
     except SettingsError as exc:
-        # NoAppException: FlaskGroup shows it as one line where it lists commands (``verify --help``)
-        # instead of a traceback.
-        raise NoAppException(str(exc)) from None
+        raise click.ClickException(str(exc)) from None
 
 
 class _Commands(FlaskGroup):
